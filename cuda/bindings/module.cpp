@@ -1,0 +1,52 @@
+// synthcore._cuda: launchers for the CUDA kernels. Takes device pointers and
+// the CUDA stream as integers (CuPy's `.data.ptr` and current stream `.ptr`);
+// the Python side (synthcore/random.py) validates and allocates.
+#include <pybind11/pybind11.h>
+
+#include "random.cuh"
+
+namespace py = pybind11;
+namespace sc = synthcore::cuda;
+
+namespace {
+sc::StreamArgs args(uint32_t key0, uint32_t key1, uint64_t stream, uint64_t offset) {
+  return sc::StreamArgs{key0, key1, stream, offset};
+}
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "synthcore CUDA kernels. Use the public API in synthcore, not this module.";
+  m.def("build_info", [] {
+    const sc::RuntimeInfo rt = sc::runtime_info();
+    py::dict info;
+    info["compiler"] = SYNTHCORE_CUDA_COMPILER;
+    info["architectures"] = SYNTHCORE_CUDA_ARCHS;
+    info["runtime_version"] = rt.runtime_version;
+    info["driver_version"] = rt.driver_version;
+    info["device_count"] = rt.device_count;
+    return info;
+  });
+  m.def("philox4x32_10", &sc::philox4x32_10_blocks, py::arg("counters"), py::arg("key0"),
+        py::arg("key1"), py::arg("out"), py::arg("n_blocks"), py::arg("cuda_stream"));
+  m.def("random_raw",
+        [](uintptr_t out, size_t n, uint32_t k0, uint32_t k1, uint64_t stream, uint64_t offset,
+           uintptr_t s) { sc::random_raw(out, n, args(k0, k1, stream, offset), s); });
+#define SC_DEF_FLOAT(name)                                                                 \
+  m.def(#name, [](uintptr_t out, size_t n, uint32_t k0, uint32_t k1, uint64_t stream,     \
+                  uint64_t offset, double a, double b, uintptr_t s) {                     \
+    sc::name(out, n, args(k0, k1, stream, offset), a, b, s);                              \
+  })
+  SC_DEF_FLOAT(random_uniform_f64);
+  SC_DEF_FLOAT(random_uniform_f32);
+  SC_DEF_FLOAT(random_normal_f64);
+  SC_DEF_FLOAT(random_normal_f32);
+#undef SC_DEF_FLOAT
+#define SC_DEF_INT(name)                                                                   \
+  m.def(#name, [](uintptr_t out, size_t n, uint32_t k0, uint32_t k1, uint64_t stream,     \
+                  uint64_t offset, int64_t low, uint64_t range, uintptr_t s) {            \
+    sc::name(out, n, args(k0, k1, stream, offset), low, range, s);                        \
+  })
+  SC_DEF_INT(random_integers_i64);
+  SC_DEF_INT(random_integers_i32);
+#undef SC_DEF_INT
+}

@@ -1,0 +1,36 @@
+"""synthcore: a synthetic-data generation core.
+
+Hot paths run in C++ (``synthcore._core``) and CUDA (``synthcore._cuda``)
+with the same API falling back to pure NumPy. See ``synthcore.info()`` for
+what this install can do.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import random
+from ._backend import (
+    BackendUnavailableError,
+    available_backends,
+    built_backends,
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+    use_backend,
+)
+from ._info import info
+
+__all__ = [
+    "__version__",
+    "BackendUnavailableError",
+    "available_backends",
+    "built_backends",
+    "get_backend",
+    "get_num_threads",
+    "info",
+    "random",
+    "set_backend",
+    "set_num_threads",
+    "use_backend",
+]
