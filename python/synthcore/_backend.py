@@ -119,9 +119,15 @@ def _require(name: str) -> str:
     return name
 
 
-def set_backend(name: str) -> None:
-    """Set the process-wide backend ("auto", "cuda", "cpu" or "numpy")."""
+def set_backend(name: Optional[str]) -> None:
+    """Set the process-wide backend ("auto", "cuda", "cpu" or "numpy").
+
+    None clears it, so that SYNTHCORE_BACKEND (or "auto") applies again.
+    """
     global _process_backend
+    if name is None:
+        _process_backend = None
+        return
     name = _check_name(name, "backend")
     if name != "auto":
         _require(name)
