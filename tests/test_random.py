@@ -330,3 +330,21 @@ def test_property_element_depends_only_on_its_index(offset, n, k):
     assert block[k] == single[0]
     raw = sr.random_raw(n, seed=9, offset=offset, backend="cpu")
     assert raw[k] == sr.random_raw(1, seed=9, offset=offset + k, backend="numpy")[0]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 511, 512, 513, 4099])
+def test_simd_tail_gathering_matches_scalar(n):
+    # The CPU normal kernel gathers tail lanes with AVX-512 or AVX2 by hand; every
+    # variant this CPU supports must give the scalar result.
+    core = synthcore._backend.core_module()
+    rng = np.random.default_rng(n)
+    p = rng.uniform(0, 0.5, n)
+    p[rng.random(n) < 0.3] = 0.075  # on the split: 0.075 - 0.5 < -0.425 is False
+    want_p, want_at = core.gather_tails(p, "scalar")
+    expected = np.flatnonzero((p - 0.5) < -0.425)
+    np.testing.assert_array_equal(want_at, expected)
+    np.testing.assert_array_equal(want_p, p[expected])
+    for isa in core.tail_gather_isas():
+        got_p, got_at = core.gather_tails(p, isa)
+        np.testing.assert_array_equal(got_at, want_at)
+        np.testing.assert_array_equal(got_p, want_p)

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <stdexcept>
+#include <string>
 
 #include "synthcore/random.hpp"
 
@@ -94,6 +95,29 @@ void register_random(py::module_& m) {
   def_float_kernels<float>(m, "f32");
   def_integer_kernel<int64_t>(m, "i64");
   def_integer_kernel<int32_t>(m, "i32");
+  m.def("tail_gather_isas", [] {
+    py::list isas;
+    const int best = static_cast<int>(detail::best_compress_isa());
+    const char* names[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i <= best; ++i) isas.append(names[i]);
+    return isas;
+  });
+  m.def("gather_tails",
+        [](Array<double> p, const std::string& isa) {
+          detail::CompressIsa which;
+          if (isa == "scalar") which = detail::CompressIsa::kScalar;
+          else if (isa == "avx2") which = detail::CompressIsa::kAvx2;
+          else if (isa == "avx512") which = detail::CompressIsa::kAvx512;
+          else throw std::invalid_argument("isa must be scalar, avx2 or avx512");
+          const size_t n = static_cast<size_t>(p.size());
+          Array<double> tail_p(static_cast<py::ssize_t>(n));
+          Array<uint32_t> tail_at(static_cast<py::ssize_t>(n));
+          const size_t nt = detail::gather_tails_with(which, p.data(), n, tail_p.mutable_data(),
+                                                      tail_at.mutable_data());
+          return py::make_tuple(tail_p[py::slice(0, static_cast<py::ssize_t>(nt), 1)],
+                                tail_at[py::slice(0, static_cast<py::ssize_t>(nt), 1)]);
+        },
+        py::arg("p").noconvert(), py::arg("isa"));
   m.def("ndtri_lower",
         [](Array<double> p, Array<double> out, int num_threads) {
           if (out.size() != p.size()) throw std::invalid_argument("p and out differ in size");

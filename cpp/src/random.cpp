@@ -8,7 +8,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <type_traits>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "synthcore/parallel.hpp"
 
@@ -20,6 +25,9 @@
 #define SC_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace synthcore {
+
+using detail::CompressIsa;
+
 namespace {
 
 constexpr size_t kChunk = 512;           // elements per in-cache chunk
@@ -81,6 +89,100 @@ SC_ALWAYS_INLINE void fill_words(RandomStream rs, uint64_t first, size_t count, 
   }
 }
 
+// Gathering the tail lanes (~15%) of a chunk: (p, index) of each lane with
+// ndtri_is_tail(p), in order; returns how many. Compilers do not vectorise a
+// compaction, and the scalar loop cost more than the tail arithmetic itself, so
+// x86 gets it by hand: AVX-512's compress in register form (the memory form is
+// microcoded on Zen 4) and AVX2 with a permutation table. The outputs need
+// kCompressSlack spare elements because whole vectors are stored.
+constexpr size_t kCompressSlack = 8;
+
+SC_ALWAYS_INLINE size_t gather_tails_scalar(const double* p, size_t begin, size_t m,
+                                            double* tail_p, uint32_t* tail_at, size_t nt) {
+  for (size_t i = begin; i < m; ++i) {
+    tail_p[nt] = p[i];
+    tail_at[nt] = static_cast<uint32_t>(i);
+    nt += ndtri_is_tail(p[i]) ? 1 : 0;
+  }
+  return nt;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx512f,avx512vl"))) size_t gather_tails_avx512(const double* p,
+                                                                         size_t m,
+                                                                         double* tail_p,
+                                                                         uint32_t* tail_at) {
+  const __m512d half = _mm512_set1_pd(0.5), split = _mm512_set1_pd(-math::kNdtriSplit1);
+  __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i eight = _mm256_set1_epi32(8);
+  size_t nt = 0, i = 0;
+  for (; i + 8 <= m; i += 8) {
+    const __m512d v = _mm512_loadu_pd(p + i);
+    const __mmask8 tail = _mm512_cmp_pd_mask(_mm512_sub_pd(v, half), split, _CMP_LT_OQ);
+    _mm512_storeu_pd(tail_p + nt, _mm512_maskz_compress_pd(tail, v));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(tail_at + nt),
+                        _mm256_maskz_compress_epi32(tail, index));
+    nt += static_cast<size_t>(__builtin_popcount(tail));
+    index = _mm256_add_epi32(index, eight);
+  }
+  return gather_tails_scalar(p, i, m, tail_p, tail_at, nt);
+}
+
+// For each 4-bit mask, the 32-bit lanes that move the chosen doubles to the front.
+alignas(32) constexpr int32_t kCompress4x64[16][8] = {
+    {0, 1, 2, 3, 4, 5, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7}, {2, 3, 0, 1, 4, 5, 6, 7},
+    {0, 1, 2, 3, 4, 5, 6, 7}, {4, 5, 0, 1, 2, 3, 6, 7}, {0, 1, 4, 5, 2, 3, 6, 7},
+    {2, 3, 4, 5, 0, 1, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7}, {6, 7, 0, 1, 2, 3, 4, 5},
+    {0, 1, 6, 7, 2, 3, 4, 5}, {2, 3, 6, 7, 0, 1, 4, 5}, {0, 1, 2, 3, 6, 7, 4, 5},
+    {4, 5, 6, 7, 0, 1, 2, 3}, {0, 1, 4, 5, 6, 7, 2, 3}, {2, 3, 4, 5, 6, 7, 0, 1},
+    {0, 1, 2, 3, 4, 5, 6, 7}};
+
+__attribute__((target("avx2"))) size_t gather_tails_avx2(const double* p, size_t m,
+                                                         double* tail_p, uint32_t* tail_at) {
+  const __m256d half = _mm256_set1_pd(0.5), split = _mm256_set1_pd(-math::kNdtriSplit1);
+  size_t nt = 0, i = 0;
+  for (; i + 4 <= m; i += 4) {
+    const __m256d v = _mm256_loadu_pd(p + i);
+    const int tail = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_sub_pd(v, half), split, _CMP_LT_OQ));
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress4x64[tail]));
+    _mm256_storeu_pd(tail_p + nt, _mm256_castsi256_pd(
+                                      _mm256_permutevar8x32_epi32(_mm256_castpd_si256(v), perm)));
+    // Indices: the even 32-bit lanes of the same permutation, halved, are the lanes chosen.
+    const __m256i lanes = _mm256_srli_epi32(perm, 1);
+    const __m256i picked = _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(i)));
+    const __m256i even = _mm256_permutevar8x32_epi32(picked, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(tail_at + nt), _mm256_castsi256_si128(even));
+    nt += static_cast<size_t>(__builtin_popcount(tail));
+  }
+  return gather_tails_scalar(p, i, m, tail_p, tail_at, nt);
+}
+#endif
+
+CompressIsa detect_compress_isa() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+    return CompressIsa::kAvx512;
+  if (__builtin_cpu_supports("avx2")) return CompressIsa::kAvx2;
+#endif
+  return CompressIsa::kScalar;
+}
+const CompressIsa kCompressIsa = detect_compress_isa();
+
+SC_ALWAYS_INLINE size_t gather_tails_isa(CompressIsa isa, const double* p, size_t m,
+                                         double* tail_p, uint32_t* tail_at) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (isa == CompressIsa::kAvx512) return gather_tails_avx512(p, m, tail_p, tail_at);
+  if (isa == CompressIsa::kAvx2) return gather_tails_avx2(p, m, tail_p, tail_at);
+#endif
+  return gather_tails_scalar(p, 0, m, tail_p, tail_at, 0);
+}
+
+SC_ALWAYS_INLINE size_t gather_tails(const double* p, size_t m, double* tail_p,
+                                     uint32_t* tail_at) {
+  return gather_tails_isa(kCompressIsa, p, m, tail_p, tail_at);
+}
+
 // p[k] <- ndtri(p[k]) for tail probabilities p < 0.075: the near-tail rational
 // for every lane, vectorised; the far tail (p < 1.4e-11, probability 2.8e-11
 // per draw) is patched afterwards in scalar code instead of costing every lane.
@@ -100,16 +202,11 @@ SC_ALWAYS_INLINE void tail_z_lower(double* p, size_t nt) {
 // z = ndtri(p) for p in (0, 1/2]: a branch-free central pass over all lanes,
 // then the tail lanes (~15%) gathered, evaluated together and scattered back.
 SC_ALWAYS_INLINE void ndtri_lower_chunk_f64(const double* p, double* z, size_t m) {
-  double tail_p[kChunk];
-  uint32_t tail_at[kChunk];
+  double tail_p[kChunk + kCompressSlack];
+  uint32_t tail_at[kChunk + kCompressSlack];
   for (size_t i = 0; i < m; ++i)
     z[i] = math::ndtri_central_f64(std::max(p[i] - 0.5, -math::kNdtriSplit1));
-  size_t nt = 0;
-  for (size_t i = 0; i < m; ++i) {
-    tail_p[nt] = p[i];
-    tail_at[nt] = static_cast<uint32_t>(i);
-    nt += ndtri_is_tail(p[i]) ? 1 : 0;
-  }
+  const size_t nt = gather_tails(p, m, tail_p, tail_at);
   tail_z_lower(tail_p, nt);
   for (size_t k = 0; k < nt; ++k) z[tail_at[k]] = tail_p[k];
 }
@@ -195,6 +292,28 @@ SC_CLONES void ndtri_lower_range(const double* p, double* out, size_t n) {
 }
 
 }  // namespace
+
+namespace detail {
+CompressIsa best_compress_isa() { return kCompressIsa; }
+
+size_t gather_tails_with(CompressIsa isa, const double* p, size_t m, double* tail_p,
+                         uint32_t* tail_at) {
+  if (static_cast<int>(isa) > static_cast<int>(kCompressIsa))
+    throw std::invalid_argument("this CPU does not support the requested instruction set");
+  size_t nt = 0;
+  for (size_t c = 0; c < m; c += kChunk) {
+    double chunk_p[kChunk + kCompressSlack];
+    uint32_t chunk_at[kChunk + kCompressSlack];
+    const size_t got = gather_tails_isa(isa, p + c, std::min(kChunk, m - c), chunk_p, chunk_at);
+    for (size_t k = 0; k < got; ++k) {
+      tail_p[nt + k] = chunk_p[k];
+      tail_at[nt + k] = static_cast<uint32_t>(c) + chunk_at[k];
+    }
+    nt += got;
+  }
+  return nt;
+}
+}  // namespace detail
 
 void philox4x32_10_blocks(const uint32_t* counters, PhiloxKey key, uint32_t* out,
                           size_t n_blocks) {

@@ -96,4 +96,14 @@ void random_integers(RandomStream rs, uint64_t offset, T* out, size_t n, int64_t
 // Inverse normal CDF of p in (0, 1/2] (the block kernel's own path), for tests and embedders.
 void ndtri_lower(const double* p, double* out, size_t n, int num_threads);
 
+namespace detail {
+// Exposed for tests: the CPU gathers the tail lanes of the inverse CDF with
+// hand-written SIMD; each variant must give the scalar result.
+enum class CompressIsa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+CompressIsa best_compress_isa();
+// (p, index) of every p[i] in the tail region, in order; returns the count.
+size_t gather_tails_with(CompressIsa isa, const double* p, size_t m, double* tail_p,
+                         uint32_t* tail_at);
+}  // namespace detail
+
 }  // namespace synthcore
