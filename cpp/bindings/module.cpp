@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 namespace synthcore::bindings {
 void register_random(py::module_& m);
+void register_copula(py::module_& m);
 }
 
 namespace {
@@ -38,4 +39,5 @@ PYBIND11_MODULE(_core, m) {
     return info;
   });
   synthcore::bindings::register_random(m);
+  synthcore::bindings::register_copula(m);
 }

@@ -315,6 +315,10 @@ size_t gather_tails_with(CompressIsa isa, const double* p, size_t m, double* tai
 }
 }  // namespace detail
 
+void normal_f64_fill(RandomStream rs, uint64_t offset, double* out, size_t n) {
+  normal_f64_range(rs, offset, out, n, 0.0, 1.0);
+}
+
 void philox4x32_10_blocks(const uint32_t* counters, PhiloxKey key, uint32_t* out,
                           size_t n_blocks) {
   for (size_t b = 0; b < n_blocks; ++b) {

@@ -93,6 +93,8 @@ void random_normal(RandomStream rs, uint64_t offset, T* out, size_t n, double lo
 template <class T>
 void random_integers(RandomStream rs, uint64_t offset, T* out, size_t n, int64_t low,
                      uint64_t range, int num_threads);
+// Single-threaded fill of float64 normals (loc 0, scale 1), for other kernels' chunks.
+void normal_f64_fill(RandomStream rs, uint64_t offset, double* out, size_t n);
 // Inverse normal CDF of p in (0, 1/2] (the block kernel's own path), for tests and embedders.
 void ndtri_lower(const double* p, double* out, size_t n, int num_threads);
 

@@ -1,0 +1,97 @@
+// Bindings for synthcore/copula.hpp. The plan is validated and built in Python
+// (synthcore/copula.py); here the buffers' sizes and dtypes are checked so that
+// a wrong call cannot write outside them.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "synthcore/copula.hpp"
+
+namespace py = pybind11;
+
+namespace synthcore::bindings {
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;
+
+size_t out_itemsize(int8_t kind) {
+  switch (kind) {
+    case kOutF64: case kOutI64Round: case kOutLevelI64: case kOutLevelF64: return 8;
+    case kOutF32: case kOutI32Round: case kOutCodeI32: return 4;
+    case kOutCodeU8: return 1;
+  }
+  throw std::invalid_argument("unknown output kind " + std::to_string(kind));
+}
+
+void sample(Array<double> chol, Array<int8_t> dim_kind, Array<double> z_lo, Array<double> z_scale,
+            Array<int64_t> knot_offsets, Array<double> knots, Array<int8_t> out_kind,
+            Array<int64_t> level_offsets, Array<int64_t> levels_i64, Array<double> levels_f64,
+            Array<int32_t> null_dim, Array<int8_t> round_mode, Array<double> round_q,
+            py::list outputs, uint32_t key0, uint32_t key1,
+            uint64_t stream, uint64_t row_offset, int num_threads) {
+  const py::ssize_t d = dim_kind.size();
+  if (chol.size() != d * d || z_lo.size() != d || z_scale.size() != d || out_kind.size() != d ||
+      null_dim.size() != d || round_mode.size() != d || round_q.size() != d ||
+      knot_offsets.size() != d + 1 || level_offsets.size() != d + 1 ||
+      static_cast<py::ssize_t>(outputs.size()) != d)
+    throw std::invalid_argument("copula plan arrays disagree on the number of latent dims");
+  const int64_t* ko = knot_offsets.data();
+  const int64_t* lo = level_offsets.data();
+  if (ko[0] != 0 || ko[d] != knots.size() || lo[0] != 0)
+    throw std::invalid_argument("copula plan offsets do not match the knots array");
+  std::vector<void*> ptrs(d);
+  py::ssize_t n = -1;
+  for (py::ssize_t j = 0; j < d; ++j) {
+    if (ko[j + 1] < ko[j] || lo[j + 1] < lo[j])
+      throw std::invalid_argument("copula plan offsets must not decrease");
+    const int8_t kind = out_kind.data()[j];
+    const int64_t len = ko[j + 1] - ko[j];
+    if (dim_kind.data()[j] == kDimTable ? len < 2 : len < 0)
+      throw std::invalid_argument("latent dim " + std::to_string(j) + " has too few knots");
+    if (kind == kOutLevelI64 && lo[j + 1] > levels_i64.size())
+      throw std::invalid_argument("levels_i64 is too short");
+    if (kind == kOutLevelF64 && lo[j + 1] > levels_f64.size())
+      throw std::invalid_argument("levels_f64 is too short");
+    if ((kind == kOutLevelI64 || kind == kOutLevelF64) && lo[j + 1] - lo[j] != len + 1)
+      throw std::invalid_argument("latent dim " + std::to_string(j) +
+                                  " needs one level per threshold interval");
+    const int32_t nd = null_dim.data()[j];
+    if (nd >= j || (nd >= 0 && out_kind.data()[nd] != kOutCodeU8))
+      throw std::invalid_argument("null dims must precede the dims that use them");
+    auto buf = py::cast<py::array>(outputs[static_cast<size_t>(j)]);
+    if (!(buf.flags() & py::array::c_style) || !buf.writeable() || buf.ndim() != 1 ||
+        static_cast<size_t>(buf.itemsize()) != out_itemsize(kind))
+      throw std::invalid_argument("output " + std::to_string(j) +
+                                  " must be a writable 1-d contiguous array of its kind's dtype");
+    if (n < 0) n = buf.shape(0);
+    if (buf.shape(0) != n) throw std::invalid_argument("outputs differ in length");
+    ptrs[j] = buf.mutable_data();
+  }
+  const CopulaPlan plan{static_cast<int>(d), chol.data(), dim_kind.data(), z_lo.data(),
+                        z_scale.data(), ko, knots.data(), out_kind.data(), lo,
+                        levels_i64.data(), levels_f64.data(), null_dim.data(),
+                        round_mode.data(), round_q.data()};
+  if (d == 0 || n <= 0) return;
+  py::gil_scoped_release release;
+  copula_sample(plan, PhiloxKey{key0, key1}, stream, row_offset, static_cast<size_t>(n),
+                ptrs.data(), num_threads);
+}
+
+}  // namespace
+
+void register_copula(py::module_& m) {
+  m.def("copula_sample", &sample, py::arg("chol").noconvert(), py::arg("dim_kind").noconvert(),
+        py::arg("z_lo").noconvert(), py::arg("z_scale").noconvert(),
+        py::arg("knot_offsets").noconvert(), py::arg("knots").noconvert(),
+        py::arg("out_kind").noconvert(), py::arg("level_offsets").noconvert(),
+        py::arg("levels_i64").noconvert(), py::arg("levels_f64").noconvert(),
+        py::arg("null_dim").noconvert(), py::arg("round_mode").noconvert(),
+        py::arg("round_q").noconvert(), py::arg("outputs"), py::arg("key0"), py::arg("key1"),
+        py::arg("stream"), py::arg("row_offset"), py::arg("num_threads"));
+}
+
+}  // namespace synthcore::bindings

@@ -1,0 +1,47 @@
+// Gaussian-copula sampling: correlated normals -> per-dimension lookup -> typed
+// output columns, in one pass per chunk of rows. The model arrives as flat
+// arrays (python/synthcore/copula.py, SamplingPlan); the NumPy mirror is
+// python/synthcore/_reference/copula.py and gives the same bits.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "synthcore/random.hpp"
+
+namespace synthcore {
+
+enum CopulaDimKind : int8_t { kDimTable = 0, kDimThresholds = 1 };
+enum CopulaOutKind : int8_t {
+  kOutF64 = 0,       // table value
+  kOutF32 = 1,       // table value, rounded to float
+  kOutI64Round = 2,  // table value, rounded half-even to int64 (ints, datetimes in ns)
+  kOutI32Round = 3,
+  kOutCodeI32 = 4,   // threshold count (categorical code); -1 when null
+  kOutCodeU8 = 5,    // threshold count as a byte (null indicators)
+  kOutLevelI64 = 6,  // levels_i64[code]
+  kOutLevelF64 = 7,  // levels_f64[code]
+};
+constexpr int kCopulaStreamBits = 20;  // latent dim j uses Philox stream (stream << 20) + j
+
+struct CopulaPlan {
+  int d;                          // latent dimensions
+  const double* chol;             // d x d, row-major, lower triangular
+  const int8_t* dim_kind;         // [d]
+  const double* z_lo;             // [d] table grid start
+  const double* z_scale;          // [d] (knots - 1) / (z_hi - z_lo)
+  const int64_t* knot_offsets;    // [d + 1] into knots
+  const double* knots;            // tables and thresholds
+  const int8_t* out_kind;         // [d]
+  const int64_t* level_offsets;   // [d + 1] into levels_i64 / levels_f64
+  const int64_t* levels_i64;
+  const double* levels_f64;
+  const int32_t* null_dim;        // [d], -1 for none; null dims precede the dims using them
+  const int8_t* round_mode;       // [d] table values: 0 as is, 1 rint(v * q) / q, 2 rint(v / q) * q
+  const double* round_q;          // [d]
+};
+
+// Rows row_offset .. row_offset + n - 1 into outputs[j] (dim j's typed buffer of n elements).
+void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint64_t row_offset,
+                   size_t n, void* const* outputs, int num_threads);
+
+}  // namespace synthcore

@@ -1,0 +1,602 @@
+"""Gaussian copula synthesizer: ``GaussianCopula().fit(table).sample(n)``.
+
+The model, in terms every backend shares:
+
+- Each table column gets up to two latent standard-normal dimensions: a value
+  dimension (unless the column is constant or all null) and a null indicator
+  (when its null rate is strictly between 0 and 1). Null indicators come
+  first in latent order.
+- A value dimension maps the latent z to the column by a monotone lookup: a
+  table of values on a uniform z-grid (floats, datetimes, integers with many
+  levels; linear interpolation, clamped to the grid's ends) or thresholds in z
+  (categoricals, booleans, integers with few levels: level k when exactly k
+  thresholds are <= z, so each level keeps its frequency). A null indicator is
+  one threshold, Phi^-1(null rate).
+- Dependence: the correlation of the latent dims, estimated from normal scores
+  of mid-ranks over pairwise-complete rows, shrunk towards the identity by
+  d / (n + d) and repaired to the nearest correlation matrix (Higham 2002);
+  its Cholesky factor L is computed once at fit time.
+- Sampling: row r, latent dim j draws the normal at element r of Philox stream
+  ``stream * 2**20 + j``; z = L z_raw; then each dim's lookup. A row depends only
+  on (seed, stream, r), so any chunking or partitioning gives the same rows.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import numbers
+import zipfile
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from . import _backend
+from ._reference import copula as _ref
+from ._seeding import Seed, philox_key
+from ._table import OUTPUTS, OutputColumn, TableColumn, build_output, read_table
+
+FORMAT = "synthcore.gaussian_copula"
+FORMAT_VERSION = 1
+Z_LIMIT = 8.3           # |z| our float64 normals can reach
+DEFAULT_KNOTS = 4097
+MARGINALS = ("empirical", "auto", "normal", "truncnorm", "uniform", "beta", "gamma", "lognormal")
+
+
+@dataclass
+class ColumnModel:
+    name: str
+    kind: str                       # float | int | bool | categorical | datetime
+    dtype: str                      # output dtype
+    null_rate: float
+    value_dim: Optional[int]        # latent index, None for constant or all-null columns
+    null_dim: Optional[int]
+    encoding: str                   # "table" | "levels" | "constant" | "null"
+    marginal: str = "empirical"     # empirical | family name (table encoding)
+    params: dict = field(default_factory=dict)
+    z_lo: float = 0.0
+    z_hi: float = 0.0
+    table: Optional[np.ndarray] = None        # float64 knots (table encoding)
+    thresholds: Optional[np.ndarray] = None   # float64 (levels encoding)
+    levels: Optional[np.ndarray] = None       # the level values, in threshold order
+    constant: object = None
+    tz: Optional[str] = None
+    round_mode: int = 0             # 0 none; 1: rint(v * q) / q (q = 10^decimals); 2: rint(v / q) * q
+    round_q: float = 0.0
+
+
+@dataclass
+class SamplingPlan:
+    """The flat arrays the kernels read (one entry per latent dim)."""
+    d: int
+    chol: np.ndarray
+    dim_kind: np.ndarray       # int8: 0 table, 1 thresholds
+    z_lo: np.ndarray
+    z_scale: np.ndarray
+    knot_offsets: np.ndarray   # int64 [d + 1] into knots
+    knots: np.ndarray          # float64: tables and thresholds, concatenated
+    out_kind: np.ndarray       # int8, _ref.OUT_*
+    level_offsets: np.ndarray  # int64 [d + 1] into levels_i64 / levels_f64
+    levels_i64: np.ndarray
+    levels_f64: np.ndarray
+    null_dim: np.ndarray       # int32, -1 for none
+    round_mode: np.ndarray     # int8: 0 none, 1 decimals rint(v*q)/q, 2 quantum rint(v/q)*q
+    round_q: np.ndarray        # float64
+    out_dtype: list            # NumPy dtype of each dim's output buffer
+
+
+def _normal_ppf(p):
+    """Phi^-1 at fit time (SciPy; the sampling path never calls it)."""
+    from scipy.special import ndtri
+    return ndtri(p)
+
+
+def _normal_cdf(z):
+    from scipy.special import ndtr
+    return ndtr(z)
+
+
+def _mid_rank_scores(x: np.ndarray) -> np.ndarray:
+    """Normal scores Phi^-1((mid-rank - 1/2) / n) of x (ties share their mid-rank)."""
+    from scipy.stats import rankdata
+    n = x.size
+    if n == 0:
+        return x.astype(np.float64)
+    return _normal_ppf((rankdata(x, method="average") - 0.5) / n)
+
+
+def _principal_axis(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-row projection on the first principal component of the scores (invalid -> 0)."""
+    s = np.where(valid, scores, 0.0)
+    cov = (s @ s.T) / max(1, s.shape[1])
+    w, v = np.linalg.eigh(cov)
+    return v[:, -1] @ s
+
+
+def _nearest_correlation(a: np.ndarray, tol=1e-12, max_iter=200) -> np.ndarray:
+    """Higham's alternating projections with Dykstra's correction, then a PD floor."""
+    y = a.copy()
+    ds = np.zeros_like(a)
+    for _ in range(max_iter):
+        r = y - ds
+        w, v = np.linalg.eigh((r + r.T) / 2)
+        x = (v * np.maximum(w, 0.0)) @ v.T
+        ds = x - r
+        y_new = x.copy()
+        np.fill_diagonal(y_new, 1.0)
+        if np.linalg.norm(y_new - y) <= tol * max(1.0, np.linalg.norm(y)):
+            y = y_new
+            break
+        y = y_new
+    w, v = np.linalg.eigh((y + y.T) / 2)
+    w = np.maximum(w, 1e-10)
+    y = (v * w) @ v.T
+    dinv = 1.0 / np.sqrt(np.diag(y))
+    y = y * dinv[:, None] * dinv[None, :]
+    np.fill_diagonal(y, 1.0)
+    return y
+
+
+_SAVED_FIELDS = ("name", "kind", "dtype", "null_rate", "value_dim", "null_dim", "encoding",
+                 "marginal", "params", "z_lo", "z_hi", "tz", "round_mode", "round_q")
+
+
+class GaussianCopula:
+    """A Gaussian copula over mixed-type tables.
+
+    Parameters
+    ----------
+    column_kinds : dict, optional
+        Override detected kinds: {"zip": "categorical", "score": "float", ...};
+        kinds are float, int, bool, categorical, datetime.
+    marginals : dict, optional
+        Marginal per float/int/datetime column: "empirical" (the default, an
+        empirical quantile table that keeps spikes and bounds), "auto" (the
+        parametric family with the best Kolmogorov-Smirnov fit), or one of
+        normal, truncnorm, uniform, beta, gamma, lognormal.
+    default_marginal : str
+        Marginal for columns not named in ``marginals``.
+    max_int_levels : int
+        Integer columns with at most this many distinct values are sampled by
+        level (each value keeps its frequency exactly); others by table + rounding.
+    enforce_min_max : bool
+        Keep sampled values within the observed [min, max] (parametric marginals).
+    knots : int
+        Size of each marginal's lookup table.
+    """
+
+    def __init__(self, column_kinds: Optional[dict] = None, marginals: Optional[dict] = None,
+                 default_marginal: str = "empirical", max_int_levels: int = 256,
+                 enforce_min_max: bool = True, knots: int = DEFAULT_KNOTS):
+        if default_marginal not in MARGINALS:
+            raise ValueError(f"default_marginal must be one of {MARGINALS}, got "
+                             f"{default_marginal!r}")
+        for name, m in (marginals or {}).items():
+            if m not in MARGINALS:
+                raise ValueError(f"marginals[{name!r}] must be one of {MARGINALS}, got {m!r}")
+        if isinstance(knots, bool) or not isinstance(knots, numbers.Integral) or knots < 3:
+            raise ValueError(f"knots must be an integer >= 3, got {knots!r}")
+        if isinstance(max_int_levels, bool) or not isinstance(max_int_levels, numbers.Integral) \
+                or max_int_levels < 1:
+            raise ValueError(f"max_int_levels must be a positive integer, got {max_int_levels!r}")
+        self.column_kinds = dict(column_kinds or {})
+        self.marginals = dict(marginals or {})
+        self.default_marginal = default_marginal
+        self.max_int_levels = int(max_int_levels)
+        self.enforce_min_max = bool(enforce_min_max)
+        self.knots = int(knots)
+        self.columns: list[ColumnModel] = []
+        self.correlation: Optional[np.ndarray] = None
+        self.cholesky: Optional[np.ndarray] = None
+        self.n_rows_fitted = 0
+        self._plan: Optional[SamplingPlan] = None
+
+    # ---- fit ------------------------------------------------------------------
+
+    def fit(self, table) -> "GaussianCopula":
+        """Fit on a pandas/polars DataFrame, a pyarrow Table or a dict of arrays."""
+        cols = read_table(table, self.column_kinds)
+        if not cols:
+            raise ValueError("the table has no columns")
+        n = cols[0].values.shape[0]
+        if n == 0:
+            raise ValueError("the table has no rows")
+        unknown = set(self.marginals) - {c.name for c in cols}
+        if unknown:
+            raise ValueError(f"marginals names columns not in the table: {sorted(unknown)}")
+        models, scores, valid = [], [], []
+        # null indicators first, then values (the kernels rely on this order)
+        for c in cols:
+            rate = float(c.null.mean())
+            models.append(ColumnModel(c.name, c.kind, c.dtype, rate, None, None, "null",
+                                      tz=c.tz))
+            if 0.0 < rate < 1.0:
+                models[-1].null_dim = len(scores)
+                # null rows get the high scores: is_null = z >= Phi^-1(1 - rate)
+                scores.append(_mid_rank_scores(c.null.astype(np.float64)))
+                valid.append(np.ones(n, dtype=bool))
+        for c, m in zip(cols, models):
+            if m.null_rate < 1.0:
+                self._fit_values(c, m)
+        # Ordered columns first; categoricals are then ordered along the main axis of
+        # the others' scores, since a copula keeps only monotone association.
+        categorical = [(c, m) for c, m in zip(cols, models)
+                       if m.kind == "categorical" and m.encoding == "levels"]
+        for c, m in zip(cols, models):
+            if m.encoding in ("table", "levels") and m.kind != "categorical":
+                self._add_scores(c, m, scores, valid, n)
+        if categorical and scores:
+            axis = _principal_axis(np.array(scores), np.array(valid))
+            for c, m in categorical:
+                self._order_categories(c, m, axis)
+        for c, m in categorical:
+            self._add_scores(c, m, scores, valid, n)
+        self.columns = models
+        self.n_rows_fitted = n
+        self.correlation = self._correlation(np.array(scores), np.array(valid), n)
+        self.cholesky = np.linalg.cholesky(self.correlation) if len(scores) else \
+            np.zeros((0, 0))
+        self._plan = None
+        return self
+
+    def _add_scores(self, c, m, scores, valid, n):
+        m.value_dim = len(scores)
+        s = np.zeros(n)
+        s[~c.null] = _mid_rank_scores(self._rank_key(c, m))
+        scores.append(s)
+        valid.append(~c.null)
+
+    @staticmethod
+    def _order_categories(c: TableColumn, m: ColumnModel, axis: np.ndarray) -> None:
+        """Levels sorted by the mean of ``axis`` over their rows (ties keep frequency order)."""
+        present = ~c.null
+        index = GaussianCopula._level_index(m, c.values[present]).astype(np.int64)
+        k = m.levels.size
+        mean = np.bincount(index, weights=axis[present], minlength=k) / \
+            np.maximum(np.bincount(index, minlength=k), 1)
+        order = np.argsort(mean, kind="stable")
+        freq = np.diff(np.concatenate([[0.0], _normal_cdf(m.thresholds), [1.0]]))[order]
+        m.levels = m.levels[order]
+        m.thresholds = _normal_ppf(np.cumsum(freq)[:-1])
+
+    def _rank_key(self, c: TableColumn, m: ColumnModel) -> np.ndarray:
+        """What is ranked for the normal scores: the value, or the level's index."""
+        present = c.values[~c.null]
+        if m.encoding == "levels":
+            return self._level_index(m, present)
+        return present.astype(np.float64)
+
+    @staticmethod
+    def _level_index(m: ColumnModel, present: np.ndarray) -> np.ndarray:
+        levels = m.levels
+        if levels.dtype == object:
+            lookup = {v: i for i, v in enumerate(levels.tolist())}
+            return np.fromiter((lookup[v] for v in present.tolist()), dtype=np.float64,
+                               count=present.size)
+        order = np.argsort(levels, kind="stable")
+        pos = np.searchsorted(levels[order], present)
+        return order[pos].astype(np.float64)
+
+    def _fit_values(self, c: TableColumn, m: ColumnModel) -> None:
+        present = c.values[~c.null]
+        uniq, counts = np.unique(present, return_counts=True)
+        if uniq.size == 1:
+            m.encoding = "constant"
+            m.constant = uniq[0]
+            return
+        if c.kind in ("categorical", "bool") or (c.kind == "int" and uniq.size <= self.max_int_levels):
+            # ordered kinds keep value order; categoricals start most frequent first
+            order = np.argsort(-counts, kind="stable") if c.kind == "categorical" else \
+                np.arange(uniq.size)
+            m.levels = uniq[order]
+            freq = counts[order] / present.size
+            m.thresholds = _normal_ppf(np.cumsum(freq)[:-1])
+            m.encoding = "levels"
+            return
+        x = present.astype(np.float64)
+        marginal = self.marginals.get(c.name, self.default_marginal)
+        m.encoding = "table"
+        self._learn_rounding(c, m, x)
+        if marginal == "empirical":
+            from ._marginals import empirical_table
+            m.marginal = "empirical"
+            m.z_hi = float(-_normal_ppf(0.5 / x.size))
+            m.z_lo = -m.z_hi
+            m.table = empirical_table(x, m.z_lo, m.z_hi, self.knots)
+            return
+        from ._marginals import family_table, fit_family, select_family
+        if marginal == "auto":
+            family, params, _ = select_family(x)
+        else:
+            family, params = marginal, fit_family(x, marginal)
+        m.marginal, m.params = family, {k: float(v) for k, v in params.items()}
+        m.z_lo, m.z_hi = -Z_LIMIT, Z_LIMIT
+        table = family_table(family, m.params, m.z_lo, m.z_hi, self.knots)
+        if self.enforce_min_max:
+            table = np.clip(table, x.min(), x.max())
+        m.table = table
+
+    @staticmethod
+    def _learn_rounding(c: TableColumn, m: ColumnModel, x: np.ndarray) -> None:
+        """Round samples as coarsely as the data is: to d decimals for floats, to whole
+        days, hours, minutes, seconds ... for datetimes, to 10^k for large integers."""
+        if c.kind == "float":
+            for decimals in range(0, 16):
+                q = 10.0 ** decimals
+                if np.array_equal(np.rint(x * q) / q, x):
+                    m.round_mode, m.round_q = 1, q
+                    break
+            if m.round_mode == 1 and m.round_q == 1.0:
+                for k in range(1, 10):  # whole numbers: perhaps multiples of 10, 100, ...
+                    q = 10.0 ** k
+                    if not np.array_equal(np.rint(x / q) * q, x):
+                        break
+                    m.round_mode, m.round_q = 2, q
+            return
+        quanta = [86400e9, 3600e9, 60e9, 1e9, 1e6, 1e3] if c.kind == "datetime" else \
+            [10.0 ** k for k in range(9, 0, -1)]
+        values = c.values[~c.null]
+        for q in quanta:
+            if np.all(values % int(q) == 0):
+                m.round_mode, m.round_q = 2, q
+                return
+
+    @staticmethod
+    def _correlation(scores: np.ndarray, valid: np.ndarray, n: int) -> np.ndarray:
+        d = scores.shape[0]
+        if d == 0:
+            return np.zeros((0, 0))
+        s = np.where(valid, scores, 0.0)
+        w = valid.astype(np.float64)
+        count = w @ w.T
+        sum_a = s @ w.T                      # sum of a over rows where both are valid
+        sum_ab = s @ s.T
+        sum_aa = (s * s) @ w.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = sum_ab - sum_a * sum_a.T / count
+            var_a = sum_aa - sum_a ** 2 / count
+            corr = cov / np.sqrt(var_a * var_a.T)
+        corr = np.where((count >= 2) & np.isfinite(corr), corr, 0.0)
+        np.fill_diagonal(corr, 1.0)
+        shrink = d / (n + d)
+        corr = (1.0 - shrink) * corr + shrink * np.eye(d)
+        return _nearest_correlation(np.clip(corr, -1.0, 1.0))
+
+    # ---- sampling plan ------------------------------------------------------
+
+    def _require_fitted(self):
+        if self.correlation is None:
+            raise RuntimeError("this GaussianCopula is not fitted; call fit(table) or "
+                               "synthcore.load(path) first")
+
+    def plan(self) -> SamplingPlan:
+        """The flat arrays the sampling kernels read (built once, then cached)."""
+        self._require_fitted()
+        if self._plan is not None:
+            return self._plan
+        d = self.cholesky.shape[0]
+        dim_kind = np.zeros(d, np.int8)
+        z_lo, z_scale = np.zeros(d), np.zeros(d)
+        knots, level_i64, level_f64 = [None] * d, [None] * d, [None] * d
+        out_kind = np.zeros(d, np.int8)
+        null_dim = np.full(d, -1, np.int32)
+        round_mode, round_q = np.zeros(d, np.int8), np.zeros(d)
+        out_dtype = [None] * d
+        for m in self.columns:
+            if m.null_dim is not None:
+                j = m.null_dim
+                dim_kind[j] = _ref.DIM_THRESHOLDS
+                knots[j] = np.array([_normal_ppf(1.0 - m.null_rate)], dtype=np.float64)
+                out_kind[j], out_dtype[j] = _ref.OUT_CODE_U8, np.uint8
+            if m.value_dim is None:
+                continue
+            j = m.value_dim
+            null_dim[j] = -1 if m.null_dim is None else m.null_dim
+            if m.encoding == "table":
+                dim_kind[j] = _ref.DIM_TABLE
+                knots[j] = m.table
+                z_lo[j] = m.z_lo
+                z_scale[j] = (m.table.size - 1) / (m.z_hi - m.z_lo)
+                round_mode[j], round_q[j] = m.round_mode, m.round_q
+                if m.kind == "float":
+                    out_kind[j] = _ref.OUT_F32 if m.dtype == "float32" else _ref.OUT_F64
+                elif m.kind == "int" and np.dtype(m.dtype).itemsize <= 4:
+                    out_kind[j] = _ref.OUT_I32_ROUND
+                else:  # int64, datetime (ns)
+                    out_kind[j] = _ref.OUT_I64_ROUND
+            else:
+                dim_kind[j] = _ref.DIM_THRESHOLDS
+                knots[j] = m.thresholds
+                if m.kind in ("categorical",):
+                    out_kind[j] = _ref.OUT_CODE_I32
+                elif m.kind == "bool":
+                    out_kind[j] = _ref.OUT_LEVEL_I64
+                    level_i64[j] = m.levels.astype(np.int64)
+                elif m.kind in ("int", "datetime"):
+                    out_kind[j] = _ref.OUT_LEVEL_I64
+                    level_i64[j] = m.levels.astype(np.int64)
+                else:
+                    out_kind[j] = _ref.OUT_LEVEL_F64
+                    level_f64[j] = m.levels.astype(np.float64)
+            out_dtype[j] = {_ref.OUT_F64: np.float64, _ref.OUT_F32: np.float32,
+                            _ref.OUT_I64_ROUND: np.int64, _ref.OUT_I32_ROUND: np.int32,
+                            _ref.OUT_CODE_I32: np.int32, _ref.OUT_CODE_U8: np.uint8,
+                            _ref.OUT_LEVEL_I64: np.int64,
+                            _ref.OUT_LEVEL_F64: np.float64}[int(out_kind[j])]
+
+        def concat(parts, dtype):
+            sizes = [0 if p is None else p.size for p in parts]
+            offsets = np.zeros(d + 1, np.int64)
+            offsets[1:] = np.cumsum(sizes)
+            data = np.concatenate([p for p in parts if p is not None]).astype(dtype) \
+                if any(sizes) else np.zeros(0, dtype)
+            return offsets, np.ascontiguousarray(data)
+
+        knot_offsets, knot_data = concat(knots, np.float64)
+        level_offsets, li64 = concat(level_i64, np.int64)
+        _, lf64 = concat(level_f64, np.float64)
+        if lf64.size and li64.size:
+            raise AssertionError("a latent dim has both integer and float levels")
+        self._plan = SamplingPlan(d, np.ascontiguousarray(self.cholesky), dim_kind, z_lo,
+                                  z_scale, knot_offsets, knot_data, out_kind, level_offsets,
+                                  li64, lf64, null_dim, round_mode, round_q, out_dtype)
+        return self._plan
+
+    # ---- sample -------------------------------------------------------------
+
+    def sample(self, n: int, *, seed: Seed = None, stream: int = 0, row_offset: int = 0,
+               conditions=None, backend: Optional[str] = None, output: str = "pandas"):
+        """``n`` synthetic rows as pandas (default), arrow, polars or a dict of NumPy arrays.
+
+        Rows ``row_offset .. row_offset + n - 1`` of the (seed, stream)
+        sequence: sampling 1M rows at once equals any split into pieces with
+        matching row offsets, on any backend.
+        """
+        self._require_fitted()
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        for name, v, top in (("stream", stream, 2**44), ("row_offset", row_offset, 2**62)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < top:
+                raise ValueError(f"{name} must be an integer in [0, 2**{int(math.log2(top))}), "
+                                 f"got {v!r}")
+        if row_offset + n > 2**62:
+            raise ValueError("row_offset + n exceeds 2**62 rows")
+        key = philox_key(seed)
+        if conditions is not None:
+            raise NotImplementedError("conditional sampling is not implemented yet")
+        name = _backend.resolve(backend)
+        if name == "cuda":
+            raise _backend.BackendUnavailableError(
+                "GaussianCopula.sample has no CUDA kernel yet; use backend='cpu' or 'numpy'")
+        plan = self.plan()
+        buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
+        if plan.d:
+            if name == "numpy":
+                _ref.sample(plan, key, int(stream), int(row_offset), int(n), buffers)
+            else:
+                _core_sample(plan, key, int(stream), int(row_offset), int(n), buffers)
+        return build_output(self._output_columns(buffers, int(n)), output)
+
+    def _output_columns(self, buffers, n) -> list[OutputColumn]:
+        out = []
+        for m in self.columns:
+            null = None if m.null_dim is None else buffers[m.null_dim].view(np.bool_)
+            if m.encoding == "null":
+                null = np.ones(n, dtype=bool)
+            if m.value_dim is not None:
+                values = buffers[m.value_dim]
+                if m.kind == "bool":
+                    values = values.astype(bool)
+                categories = m.levels if m.kind == "categorical" else None
+                if m.kind == "int":
+                    values = values.astype(m.dtype, copy=False)
+            else:
+                values, categories = self._constant_values(m, n, null)
+            out.append(OutputColumn(m.name, m.kind, values, null, m.dtype, categories, m.tz))
+        return out
+
+    @staticmethod
+    def _constant_values(m: ColumnModel, n: int, null):
+        if m.kind == "categorical":
+            if m.encoding == "null":
+                return np.full(n, -1, np.int32), np.array([], dtype=object)
+            codes = np.zeros(n, np.int32)
+            if null is not None:
+                codes[null] = -1
+            return codes, np.array([m.constant], dtype=object)
+        if m.kind == "float":
+            values = np.full(n, np.nan if m.encoding == "null" else m.constant,
+                             dtype=np.float32 if m.dtype == "float32" else np.float64)
+            if null is not None:
+                values[null] = np.nan
+            return values, None
+        if m.kind == "bool":
+            return np.full(n, bool(m.constant) if m.encoding != "null" else False), None
+        if m.kind == "datetime":
+            values = np.full(n, np.iinfo(np.int64).min if m.encoding == "null" else m.constant,
+                             dtype=np.int64)
+            if null is not None:
+                values[null] = np.iinfo(np.int64).min
+            return values, None
+        return np.full(n, 0 if m.encoding == "null" else m.constant, dtype=m.dtype), None
+
+    # ---- persistence -----------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the model as a zip of model.json + arrays.npz (no pickle, no code)."""
+        self._require_fitted()
+        arrays = {"correlation": self.correlation, "cholesky": self.cholesky}
+        cols = []
+        for i, m in enumerate(self.columns):
+            entry = {k: getattr(m, k) for k in _SAVED_FIELDS}
+            for field_name in ("table", "thresholds"):
+                value = getattr(m, field_name)
+                if value is not None:
+                    arrays[f"{i}.{field_name}"] = value
+            if m.levels is not None:
+                if m.levels.dtype == object:
+                    entry["levels"] = [str(v) for v in m.levels.tolist()]
+                else:
+                    arrays[f"{i}.levels"] = m.levels
+            if m.constant is not None:
+                c = m.constant
+                entry["constant"] = c.item() if hasattr(c, "item") else c
+            cols.append(entry)
+        header = {"format": FORMAT, "version": FORMAT_VERSION,
+                  "settings": {"column_kinds": self.column_kinds, "marginals": self.marginals,
+                               "default_marginal": self.default_marginal,
+                               "max_int_levels": self.max_int_levels,
+                               "enforce_min_max": self.enforce_min_max, "knots": self.knots},
+                  "n_rows_fitted": self.n_rows_fitted, "columns": cols}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        tmp = f"{path}.tmp"
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("model.json", json.dumps(header, indent=1))
+            zf.writestr("arrays.npz", buf.getvalue())
+        import os
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "GaussianCopula":
+        """Read a model written by save(). Never unpickles and never runs code."""
+        with zipfile.ZipFile(path) as zf:
+            header = json.loads(zf.read("model.json"))
+            arrays = dict(np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False))
+        if header.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a synthcore Gaussian copula model")
+        if header.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: model format version {header.get('version')} is not "
+                             f"supported by this synthcore (reads version {FORMAT_VERSION})")
+        model = cls(**header["settings"])
+        model.n_rows_fitted = header["n_rows_fitted"]
+        model.correlation = arrays["correlation"]
+        model.cholesky = arrays["cholesky"]
+        for i, e in enumerate(header["columns"]):
+            m = ColumnModel(**{k: e[k] for k in _SAVED_FIELDS})
+            m.table = arrays.get(f"{i}.table")
+            m.thresholds = arrays.get(f"{i}.thresholds")
+            if "levels" in e:
+                m.levels = np.array(e["levels"], dtype=object)
+            else:
+                m.levels = arrays.get(f"{i}.levels")
+            m.constant = e.get("constant")
+            model.columns.append(m)
+        return model
+
+
+def _core_sample(plan, key, stream, row_offset, n, buffers):
+    core = _backend.core_module()
+    core.copula_sample(plan.chol, plan.dim_kind, plan.z_lo, plan.z_scale, plan.knot_offsets,
+                       plan.knots, plan.out_kind, plan.level_offsets, plan.levels_i64,
+                       plan.levels_f64, plan.null_dim, plan.round_mode, plan.round_q, buffers,
+                       key.k0, key.k1, stream,
+                       row_offset, _backend.get_num_threads())
+
+
+def load(path) -> GaussianCopula:
+    """Load a model saved with ``GaussianCopula.save``."""
+    return GaussianCopula.load(path)
