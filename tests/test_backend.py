@@ -123,7 +123,7 @@ def test_cli_info_json():
 
 
 def test_cli_demo_runs_each_backend_and_agrees():
-    out = subprocess.run([sys.executable, "-m", "synthcore.cli", "demo", "--rows", "20000",
+    out = subprocess.run([sys.executable, "-m", "synthcore.cli", "random-demo", "--rows", "20000",
                           "--columns", "4", "--repeat", "1"],
                          capture_output=True, text=True, check=True).stdout
     assert "M rows/s" in out
@@ -135,6 +135,20 @@ def test_cli_demo_runs_each_backend_and_agrees():
 
 
 def test_cli_bad_argument_exits_nonzero():
-    proc = subprocess.run([sys.executable, "-m", "synthcore.cli", "demo", "--rows", "0"],
+    proc = subprocess.run([sys.executable, "-m", "synthcore.cli", "random-demo", "--rows", "0"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--rows" in proc.stderr
+
+
+def test_cli_copula_demo_writes_parquet(tmp_path):
+    import pyarrow.parquet as pq
+    out_file = tmp_path / "demo.parquet"
+    out = subprocess.run([sys.executable, "-m", "synthcore.cli", "demo", "--rows", "30000",
+                          "--out", str(out_file)], capture_output=True, text=True,
+                         check=True).stdout
+    table = pq.read_table(out_file)
+    assert table.num_rows == 30000 and "income" in table.column_names
+    assert not (tmp_path / "demo.parquet.tmp").exists()
+    score = float(out.split("quality score ")[1].split()[0])
+    assert 0.85 < score <= 1.0
+    assert "M rows/s" in out

@@ -58,18 +58,29 @@ SC_CLONES void round_values(double* v, size_t m, int8_t mode, double q) {
     for (size_t r = 0; r < m; ++r) v[r] = std::nearbyint(v[r] / q) * q;
 }
 
-// code = number of thresholds <= z
+// code = number of thresholds <= z. Up to 64 thresholds: compare with all of them
+// (vectorises, no branches); beyond: a branch-free binary search, since random z
+// makes a branching search mispredict at every step.
 SC_CLONES void threshold_codes(const double* z, size_t m, const double* t, int64_t nt,
                                int32_t* code) {
-  if (nt <= 16) {
+  if (nt <= 64) {
     for (size_t r = 0; r < m; ++r) {
       int32_t c = 0;
       for (int64_t k = 0; k < nt; ++k) c += t[k] <= z[r] ? 1 : 0;
       code[r] = c;
     }
-  } else {
-    for (size_t r = 0; r < m; ++r)
-      code[r] = static_cast<int32_t>(std::upper_bound(t, t + nt, z[r]) - t);
+    return;
+  }
+  for (size_t r = 0; r < m; ++r) {
+    const double x = z[r];
+    const double* base = t;
+    int64_t len = nt;
+    while (len > 1) {
+      const int64_t half = len / 2;
+      base = base[half - 1] <= x ? base + half : base;
+      len -= half;
+    }
+    code[r] = static_cast<int32_t>(base - t) + (*base <= x ? 1 : 0);
   }
 }
 

@@ -20,15 +20,18 @@ from ._backend import (
     use_backend,
 )
 from ._info import info
+from .copula import GaussianCopula, load
 
 __all__ = [
     "__version__",
     "BackendUnavailableError",
+    "GaussianCopula",
     "available_backends",
     "built_backends",
     "get_backend",
     "get_num_threads",
     "info",
+    "load",
     "random",
     "set_backend",
     "set_num_threads",

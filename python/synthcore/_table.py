@@ -33,9 +33,9 @@ def _to_pandas(table):
         return table
     module = type(table).__module__
     if module.startswith("pyarrow"):
-        return table.to_pandas()
+        return _arrow_to_pandas(table)
     if module.startswith("polars"):
-        return table.to_arrow().to_pandas()
+        return _arrow_to_pandas(table.to_arrow())
     if isinstance(table, dict):
         lengths = {k: len(v) for k, v in table.items()}
         if len(set(lengths.values())) > 1:
@@ -43,6 +43,18 @@ def _to_pandas(table):
         return pd.DataFrame(table)
     raise TypeError("table must be a pandas DataFrame, a pyarrow Table, a polars DataFrame or a "
                     f"dict of arrays, got {type(table).__name__}")
+
+
+def _arrow_to_pandas(table):
+    """Arrow to pandas keeping integers and booleans with nulls as such (not float/object)."""
+    import pandas as pd
+    import pyarrow as pa
+    nullable = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(),
+                pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+                pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+                pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=nullable.get)
 
 
 def _object_kind(name, values: np.ndarray) -> str:

@@ -565,12 +565,12 @@ class GaussianCopula:
         """Read a model written by save(). Never unpickles and never runs code."""
         with zipfile.ZipFile(path) as zf:
             header = json.loads(zf.read("model.json"))
+            if header.get("format") != FORMAT:
+                raise ValueError(f"{path}: not a synthcore Gaussian copula model")
+            if header.get("version") != FORMAT_VERSION:
+                raise ValueError(f"{path}: model format version {header.get('version')} is not "
+                                 f"supported by this synthcore (reads version {FORMAT_VERSION})")
             arrays = dict(np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False))
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a synthcore Gaussian copula model")
-        if header.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: model format version {header.get('version')} is not "
-                             f"supported by this synthcore (reads version {FORMAT_VERSION})")
         model = cls(**header["settings"])
         model.n_rows_fitted = header["n_rows_fitted"]
         model.correlation = arrays["correlation"]

@@ -1,0 +1,207 @@
+"""GaussianCopula: fit on mixed types, sample on every backend, persistence, bad input."""
+import importlib.resources
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import synthcore
+from synthcore import GaussianCopula
+
+
+@pytest.fixture(scope="module")
+def customers():
+    path = importlib.resources.files("synthcore") / "data" / "customers.parquet"
+    return pd.read_parquet(path)
+
+
+@pytest.fixture(scope="module")
+def model(customers):
+    return GaussianCopula().fit(customers)
+
+
+@pytest.fixture(scope="module")
+def synthetic(model):
+    return model.sample(100_000, seed=7, backend="cpu")
+
+
+def test_types_nulls_and_bounds_are_kept(customers, synthetic):
+    assert list(synthetic.columns) == list(customers.columns)
+    assert len(synthetic) == 100_000
+    for col in customers.columns:
+        assert synthetic[col].dtype == customers[col].dtype, col
+        assert abs(synthetic[col].isna().mean() - customers[col].isna().mean()) < 0.01, col
+    for col in ["age", "income", "monthly_spend", "orders", "rating", "signup"]:
+        real, syn = customers[col].dropna(), synthetic[col].dropna()
+        assert syn.min() >= real.min() and syn.max() <= real.max(), col
+    # learnt rounding: income in hundreds, spend in cents, signup in whole seconds
+    assert (synthetic["income"] % 100 == 0).all()
+    assert np.allclose(synthetic["monthly_spend"].dropna() * 100,
+                       np.round(synthetic["monthly_spend"].dropna() * 100))
+    assert (synthetic["signup"].astype("int64") % 10**9 == 0).all()
+
+
+def test_marginals_match(customers, synthetic):
+    for col in ["age", "income", "monthly_spend", "orders", "rating"]:
+        real, syn = customers[col].dropna().astype(float), synthetic[col].dropna().astype(float)
+        assert stats.ks_2samp(real, syn).statistic < 0.03, col
+    real_t = customers["signup"].astype("int64").astype(float)
+    syn_t = synthetic["signup"].astype("int64").astype(float)
+    assert stats.ks_2samp(real_t, syn_t).statistic < 0.03
+    for col in ["plan", "churned", "region"]:
+        p = customers[col].value_counts(normalize=True)
+        q = synthetic[col].value_counts(normalize=True).reindex(p.index, fill_value=0)
+        assert 0.5 * np.abs(p - q).sum() < 0.02, col
+    # the spike of zero spend survives the table
+    assert abs((synthetic["monthly_spend"] == 0).mean() - (customers["monthly_spend"] == 0).mean()) < 0.02
+
+
+def test_dependence_is_kept(customers, synthetic):
+    cols = ["age", "income", "monthly_spend", "orders", "rating"]
+    real = customers[cols].corr("spearman").to_numpy()
+    syn = synthetic[cols].corr("spearman").to_numpy()
+    assert np.abs(real - syn).max() < 0.08
+    # a categorical related to a number keeps the direction of the relation
+    by_plan = synthetic.groupby("plan", observed=True)["income"].mean()
+    assert by_plan["basic"] < by_plan["plus"] < by_plan["pro"]
+
+
+def test_rows_depend_only_on_seed_and_row_index(model):
+    whole = model.sample(50_000, seed=11, backend="cpu")
+    parts = pd.concat([model.sample(17_000, seed=11, backend="cpu"),
+                       model.sample(33_000, seed=11, row_offset=17_000, backend="cpu")],
+                      ignore_index=True)
+    pd.testing.assert_frame_equal(whole, parts)
+    try:
+        synthcore.set_num_threads(1)
+        single = model.sample(50_000, seed=11, backend="cpu")
+    finally:
+        synthcore.set_num_threads(None)
+    pd.testing.assert_frame_equal(whole, single)
+    assert not whole.equals(model.sample(50_000, seed=12, backend="cpu"))
+
+
+def test_cpu_matches_numpy_oracle_bit_for_bit(model):
+    a = model.sample(20_001, seed=3, stream=5, row_offset=999, backend="numpy")
+    b = model.sample(20_001, seed=3, stream=5, row_offset=999, backend="cpu")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+@pytest.mark.parametrize("kind", ["pyarrow", "polars", "dict"])
+def test_every_input_format_gives_the_same_model(customers, kind):
+    if kind == "pyarrow":
+        import pyarrow as pa
+        table = pa.Table.from_pandas(customers, preserve_index=False)
+    elif kind == "polars":
+        pl = pytest.importorskip("polars")
+        table = pl.from_pandas(customers)
+    else:
+        table = {c: customers[c].to_numpy() for c in customers.columns}
+        table["plan"] = customers["plan"].astype(object).to_numpy()
+        table["rating"] = customers["rating"]
+    other = GaussianCopula().fit(table).sample(5000, seed=1, backend="cpu")
+    ref = GaussianCopula().fit(customers).sample(5000, seed=1, backend="cpu")
+    for col in ref.columns:
+        pd.testing.assert_series_equal(other[col].astype(object), ref[col].astype(object),
+                                       check_names=False, obj=col)
+
+
+def test_every_output_format(model):
+    ref = model.sample(1000, seed=2, backend="cpu")
+    arrow = model.sample(1000, seed=2, backend="cpu", output="arrow")
+    assert arrow.num_rows == 1000 and arrow.column_names == list(ref.columns)
+    back = arrow.to_pandas()
+    for col in ref.columns:
+        pd.testing.assert_series_equal(back[col].astype(object), ref[col].astype(object),
+                                       check_names=False, obj=col)
+    arrays = model.sample(1000, seed=2, backend="cpu", output="numpy")
+    np.testing.assert_array_equal(arrays["income"], ref["income"].to_numpy())
+    assert list(arrays["region"][:5]) == list(ref["region"][:5])
+    pl = pytest.importorskip("polars")
+    frame = model.sample(1000, seed=2, backend="cpu", output="polars")
+    assert isinstance(frame, pl.DataFrame) and frame.height == 1000
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    path = tmp_path / "model.synthcore"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["arrays.npz", "model.json"]
+    loaded = synthcore.load(path)
+    pd.testing.assert_frame_equal(loaded.sample(5000, seed=4, backend="cpu"),
+                                  model.sample(5000, seed=4, backend="cpu"))
+
+
+def test_load_refuses_pickles_and_foreign_files(model, tmp_path):
+    path = tmp_path / "evil.synthcore"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        header = zf.read("model.json")
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, correlation=np.array([{"x": 1}], dtype=object), cholesky=np.eye(1))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.json", header)
+        zf.writestr("arrays.npz", buf.getvalue())
+    with pytest.raises(ValueError, match="allow_pickle"):
+        synthcore.load(path)
+    other = tmp_path / "other.synthcore"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("model.json", '{"format": "something-else"}')
+        zf.writestr("arrays.npz", b"")
+    with pytest.raises(ValueError, match="not a synthcore Gaussian copula model"):
+        synthcore.load(other)
+
+
+def test_small_and_degenerate_tables():
+    one = pd.DataFrame({"a": [1.5], "b": ["x"]})
+    s = GaussianCopula().fit(one).sample(10, seed=1, backend="cpu")
+    assert (s["a"] == 1.5).all() and (s["b"] == "x").all()
+    df = pd.DataFrame({"const": [3.0] * 50, "all_null": [np.nan] * 50,
+                       "x": np.arange(50, dtype=float), "c": ["u", None] * 25,
+                       "n": pd.array([1, None] * 25, dtype="Int64")})
+    out = GaussianCopula().fit(df).sample(2000, seed=1, backend="cpu")
+    assert (out["const"] == 3.0).all()
+    assert out["all_null"].isna().all()
+    assert out["x"].between(0, 49).all()
+    assert abs(out["c"].isna().mean() - 0.5) < 0.05
+    assert out["n"].dtype == "Int64" and abs(out["n"].isna().mean() - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("table,match", [
+    (pd.DataFrame({"a": []}), "no rows"),
+    (pd.DataFrame(), "no columns"),
+    (pd.DataFrame({"a": [1.0, np.inf]}), "infinite"),
+    (pd.DataFrame({"a": [1, "x", 2.5]}), "mixes value types"),
+    ([1, 2, 3], "must be a pandas DataFrame"),
+])
+def test_bad_tables(table, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        GaussianCopula().fit(table)
+
+
+def test_bad_arguments(model):
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        model.sample(-5)
+    with pytest.raises(ValueError, match="output must be one of"):
+        model.sample(3, output="excel")
+    with pytest.raises(ValueError, match="row_offset"):
+        model.sample(3, row_offset=-1)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GaussianCopula().sample(3)
+    with pytest.raises(ValueError, match="column_kinds names columns not in the table"):
+        GaussianCopula(column_kinds={"nope": "float"}).fit(pd.DataFrame({"a": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="marginals"):
+        GaussianCopula(marginals={"a": "cauchy"})
+    with pytest.raises(ValueError, match="declared int but has fractional"):
+        GaussianCopula(column_kinds={"a": "int"}).fit(pd.DataFrame({"a": [1.5, 2.0]}))
+
+
+def test_column_kind_override_makes_a_categorical(customers):
+    m = GaussianCopula(column_kinds={"orders": "categorical"}).fit(customers[["orders", "age"]])
+    out = m.sample(1000, seed=1, backend="cpu")
+    assert set(out["orders"].unique()) <= set(customers["orders"].unique())
