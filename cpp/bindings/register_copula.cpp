@@ -27,12 +27,18 @@ size_t out_itemsize(int8_t kind) {
   throw std::invalid_argument("unknown output kind " + std::to_string(kind));
 }
 
-void sample(Array<double> chol, Array<int8_t> dim_kind, Array<double> z_lo, Array<double> z_scale,
-            Array<int64_t> knot_offsets, Array<double> knots, Array<int8_t> out_kind,
-            Array<int64_t> level_offsets, Array<int64_t> levels_i64, Array<double> levels_f64,
-            Array<int32_t> null_dim, Array<int8_t> round_mode, Array<double> round_q,
-            py::list outputs, uint32_t key0, uint32_t key1,
-            uint64_t stream, uint64_t row_offset, int num_threads) {
+struct ParsedPlan {
+  CopulaPlan plan;
+  std::vector<void*> outputs;
+  py::ssize_t n;
+};
+
+ParsedPlan parse_plan(Array<double>& chol, Array<int8_t>& dim_kind, Array<double>& z_lo,
+                      Array<double>& z_scale, Array<int64_t>& knot_offsets, Array<double>& knots,
+                      Array<int8_t>& out_kind, Array<int64_t>& level_offsets,
+                      Array<int64_t>& levels_i64, Array<double>& levels_f64,
+                      Array<int32_t>& null_dim, Array<int8_t>& round_mode,
+                      Array<double>& round_q, py::list& outputs) {
   const py::ssize_t d = dim_kind.size();
   if (chol.size() != d * d || z_lo.size() != d || z_scale.size() != d || out_kind.size() != d ||
       null_dim.size() != d || round_mode.size() != d || round_q.size() != d ||
@@ -43,8 +49,11 @@ void sample(Array<double> chol, Array<int8_t> dim_kind, Array<double> z_lo, Arra
   const int64_t* lo = level_offsets.data();
   if (ko[0] != 0 || ko[d] != knots.size() || lo[0] != 0)
     throw std::invalid_argument("copula plan offsets do not match the knots array");
-  std::vector<void*> ptrs(d);
-  py::ssize_t n = -1;
+  ParsedPlan parsed{CopulaPlan{static_cast<int>(d), chol.data(), dim_kind.data(), z_lo.data(),
+                               z_scale.data(), ko, knots.data(), out_kind.data(), lo,
+                               levels_i64.data(), levels_f64.data(), null_dim.data(),
+                               round_mode.data(), round_q.data()},
+                    std::vector<void*>(d), -1};
   for (py::ssize_t j = 0; j < d; ++j) {
     if (ko[j + 1] < ko[j] || lo[j + 1] < lo[j])
       throw std::invalid_argument("copula plan offsets must not decrease");
@@ -67,31 +76,56 @@ void sample(Array<double> chol, Array<int8_t> dim_kind, Array<double> z_lo, Arra
         static_cast<size_t>(buf.itemsize()) != out_itemsize(kind))
       throw std::invalid_argument("output " + std::to_string(j) +
                                   " must be a writable 1-d contiguous array of its kind's dtype");
-    if (n < 0) n = buf.shape(0);
-    if (buf.shape(0) != n) throw std::invalid_argument("outputs differ in length");
-    ptrs[j] = buf.mutable_data();
+    if (parsed.n < 0) parsed.n = buf.shape(0);
+    if (buf.shape(0) != parsed.n) throw std::invalid_argument("outputs differ in length");
+    parsed.outputs[j] = buf.mutable_data();
   }
-  const CopulaPlan plan{static_cast<int>(d), chol.data(), dim_kind.data(), z_lo.data(),
-                        z_scale.data(), ko, knots.data(), out_kind.data(), lo,
-                        levels_i64.data(), levels_f64.data(), null_dim.data(),
-                        round_mode.data(), round_q.data()};
-  if (d == 0 || n <= 0) return;
+  return parsed;
+}
+
+#define SC_PLAN_PARAMS                                                                      \
+  Array<double> chol, Array<int8_t> dim_kind, Array<double> z_lo, Array<double> z_scale,    \
+      Array<int64_t> knot_offsets, Array<double> knots, Array<int8_t> out_kind,             \
+      Array<int64_t> level_offsets, Array<int64_t> levels_i64, Array<double> levels_f64,    \
+      Array<int32_t> null_dim, Array<int8_t> round_mode, Array<double> round_q,             \
+      py::list outputs
+#define SC_PLAN_ARGS                                                                        \
+  chol, dim_kind, z_lo, z_scale, knot_offsets, knots, out_kind, level_offsets, levels_i64, \
+      levels_f64, null_dim, round_mode, round_q, outputs
+
+void sample(SC_PLAN_PARAMS, uint32_t key0, uint32_t key1, uint64_t stream, uint64_t row_offset,
+            int num_threads) {
+  ParsedPlan p = parse_plan(SC_PLAN_ARGS);
+  if (p.plan.d == 0 || p.n <= 0) return;
   py::gil_scoped_release release;
-  copula_sample(plan, PhiloxKey{key0, key1}, stream, row_offset, static_cast<size_t>(n),
-                ptrs.data(), num_threads);
+  copula_sample(p.plan, PhiloxKey{key0, key1}, stream, row_offset, static_cast<size_t>(p.n),
+                p.outputs.data(), num_threads);
+}
+
+void map(SC_PLAN_PARAMS, Array<double> z, int num_threads) {
+  ParsedPlan p = parse_plan(SC_PLAN_ARGS);
+  if (p.plan.d == 0 || p.n <= 0) return;
+  if (z.size() != static_cast<py::ssize_t>(p.plan.d) * p.n)
+    throw std::invalid_argument("z must hold d x n latent values");
+  const double* zp = z.data();
+  py::gil_scoped_release release;
+  copula_map(p.plan, zp, static_cast<size_t>(p.n), p.outputs.data(), num_threads);
 }
 
 }  // namespace
 
 void register_copula(py::module_& m) {
-  m.def("copula_sample", &sample, py::arg("chol").noconvert(), py::arg("dim_kind").noconvert(),
-        py::arg("z_lo").noconvert(), py::arg("z_scale").noconvert(),
-        py::arg("knot_offsets").noconvert(), py::arg("knots").noconvert(),
-        py::arg("out_kind").noconvert(), py::arg("level_offsets").noconvert(),
-        py::arg("levels_i64").noconvert(), py::arg("levels_f64").noconvert(),
-        py::arg("null_dim").noconvert(), py::arg("round_mode").noconvert(),
-        py::arg("round_q").noconvert(), py::arg("outputs"), py::arg("key0"), py::arg("key1"),
+#define SC_PLAN_ARG_NAMES                                                                     \
+  py::arg("chol").noconvert(), py::arg("dim_kind").noconvert(), py::arg("z_lo").noconvert(), \
+      py::arg("z_scale").noconvert(), py::arg("knot_offsets").noconvert(),                  \
+      py::arg("knots").noconvert(), py::arg("out_kind").noconvert(),                        \
+      py::arg("level_offsets").noconvert(), py::arg("levels_i64").noconvert(),              \
+      py::arg("levels_f64").noconvert(), py::arg("null_dim").noconvert(),                   \
+      py::arg("round_mode").noconvert(), py::arg("round_q").noconvert(), py::arg("outputs")
+  m.def("copula_sample", &sample, SC_PLAN_ARG_NAMES, py::arg("key0"), py::arg("key1"),
         py::arg("stream"), py::arg("row_offset"), py::arg("num_threads"));
+  m.def("copula_map", &map, SC_PLAN_ARG_NAMES, py::arg("z").noconvert(),
+        py::arg("num_threads"));
 }
 
 }  // namespace synthcore::bindings

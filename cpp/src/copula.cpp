@@ -91,6 +91,77 @@ void write_null(T* out, const uint8_t* null, size_t m, T sentinel) {
     if (null[r]) out[r] = sentinel;
 }
 
+// Outputs of rows r0 .. r0 + m - 1 from their latent values z (dim j at z + j * stride).
+void map_rows(const CopulaPlan& p, const double* z, size_t stride, size_t r0, size_t m,
+              void* const* outputs, double* value, int32_t* code) {
+  const size_t d = static_cast<size_t>(p.d);
+  for (size_t j = 0; j < d; ++j) {
+    const double* zj = z + j * stride;
+    const int64_t a = p.knot_offsets[j], len = p.knot_offsets[j + 1] - a;
+    if (p.dim_kind[j] == kDimTable) {
+      table_lookup(zj, m, p.z_lo[j], p.z_scale[j], p.knots + a, len, value);
+      round_values(value, m, p.round_mode[j], p.round_q[j]);
+    } else {
+      threshold_codes(zj, m, p.knots + a, len, code);
+    }
+    const uint8_t* null = p.null_dim[j] >= 0
+                              ? static_cast<const uint8_t*>(outputs[p.null_dim[j]]) + r0
+                              : nullptr;
+    const int64_t la = p.level_offsets[j];
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    switch (p.out_kind[j]) {
+      case kOutF64: {
+        double* o = static_cast<double*>(outputs[j]) + r0;
+        std::copy(value, value + m, o);
+        write_null(o, null, m, nan);
+        break;
+      }
+      case kOutF32: {
+        float* o = static_cast<float*>(outputs[j]) + r0;
+        for (size_t r = 0; r < m; ++r) o[r] = static_cast<float>(value[r]);
+        write_null(o, null, m, std::numeric_limits<float>::quiet_NaN());
+        break;
+      }
+      case kOutI64Round: {
+        int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
+        for (size_t r = 0; r < m; ++r) o[r] = static_cast<int64_t>(std::nearbyint(value[r]));
+        write_null(o, null, m, std::numeric_limits<int64_t>::min());
+        break;
+      }
+      case kOutI32Round: {
+        int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
+        for (size_t r = 0; r < m; ++r) o[r] = static_cast<int32_t>(std::nearbyint(value[r]));
+        write_null(o, null, m, std::numeric_limits<int32_t>::min());
+        break;
+      }
+      case kOutCodeI32: {
+        int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
+        std::copy(code, code + m, o);
+        write_null(o, null, m, int32_t{-1});
+        break;
+      }
+      case kOutCodeU8: {
+        uint8_t* o = static_cast<uint8_t*>(outputs[j]) + r0;
+        for (size_t r = 0; r < m; ++r) o[r] = static_cast<uint8_t>(code[r]);
+        write_null(o, null, m, uint8_t{0});
+        break;
+      }
+      case kOutLevelI64: {
+        int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
+        for (size_t r = 0; r < m; ++r) o[r] = p.levels_i64[la + code[r]];
+        write_null(o, null, m, std::numeric_limits<int64_t>::min());
+        break;
+      }
+      case kOutLevelF64: {
+        double* o = static_cast<double*>(outputs[j]) + r0;
+        for (size_t r = 0; r < m; ++r) o[r] = p.levels_f64[la + code[r]];
+        write_null(o, null, m, nan);
+        break;
+      }
+    }
+  }
+}
+
 void sample_rows(const CopulaPlan& p, PhiloxKey key, uint64_t stream, uint64_t row_offset,
                  size_t begin, size_t end, void* const* outputs) {
   const size_t d = static_cast<size_t>(p.d);
@@ -102,72 +173,7 @@ void sample_rows(const CopulaPlan& p, PhiloxKey key, uint64_t stream, uint64_t r
       normal_f64_fill(RandomStream{key, (stream << kCopulaStreamBits) + j}, row_offset + r0,
                       zr.data() + j * kRows, m);
     correlate(p.chol, p.d, zr.data(), z.data(), m);
-    for (size_t j = 0; j < d; ++j) {
-      const double* zj = z.data() + j * kRows;
-      const int64_t a = p.knot_offsets[j], len = p.knot_offsets[j + 1] - a;
-      const bool table = p.dim_kind[j] == kDimTable;
-      if (table) {
-        table_lookup(zj, m, p.z_lo[j], p.z_scale[j], p.knots + a, len, value.data());
-        round_values(value.data(), m, p.round_mode[j], p.round_q[j]);
-      }
-      else
-        threshold_codes(zj, m, p.knots + a, len, code.data());
-      const uint8_t* null = p.null_dim[j] >= 0
-                                ? static_cast<const uint8_t*>(outputs[p.null_dim[j]]) + r0
-                                : nullptr;
-      const int64_t la = p.level_offsets[j];
-      const double nan = std::numeric_limits<double>::quiet_NaN();
-      switch (p.out_kind[j]) {
-        case kOutF64: {
-          double* o = static_cast<double*>(outputs[j]) + r0;
-          std::copy(value.data(), value.data() + m, o);
-          write_null(o, null, m, nan);
-          break;
-        }
-        case kOutF32: {
-          float* o = static_cast<float*>(outputs[j]) + r0;
-          for (size_t r = 0; r < m; ++r) o[r] = static_cast<float>(value[r]);
-          write_null(o, null, m, std::numeric_limits<float>::quiet_NaN());
-          break;
-        }
-        case kOutI64Round: {
-          int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
-          for (size_t r = 0; r < m; ++r) o[r] = static_cast<int64_t>(std::nearbyint(value[r]));
-          write_null(o, null, m, std::numeric_limits<int64_t>::min());
-          break;
-        }
-        case kOutI32Round: {
-          int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
-          for (size_t r = 0; r < m; ++r) o[r] = static_cast<int32_t>(std::nearbyint(value[r]));
-          write_null(o, null, m, std::numeric_limits<int32_t>::min());
-          break;
-        }
-        case kOutCodeI32: {
-          int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
-          std::copy(code.data(), code.data() + m, o);
-          write_null(o, null, m, int32_t{-1});
-          break;
-        }
-        case kOutCodeU8: {
-          uint8_t* o = static_cast<uint8_t*>(outputs[j]) + r0;
-          for (size_t r = 0; r < m; ++r) o[r] = static_cast<uint8_t>(code[r]);
-          write_null(o, null, m, uint8_t{0});
-          break;
-        }
-        case kOutLevelI64: {
-          int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
-          for (size_t r = 0; r < m; ++r) o[r] = p.levels_i64[la + code[r]];
-          write_null(o, null, m, std::numeric_limits<int64_t>::min());
-          break;
-        }
-        case kOutLevelF64: {
-          double* o = static_cast<double*>(outputs[j]) + r0;
-          for (size_t r = 0; r < m; ++r) o[r] = p.levels_f64[la + code[r]];
-          write_null(o, null, m, nan);
-          break;
-        }
-      }
-    }
+    map_rows(p, z.data(), kRows, r0, m, outputs, value.data(), code.data());
   }
 }
 
@@ -177,6 +183,17 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
                    size_t n, void* const* outputs, int num_threads) {
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
     sample_rows(plan, key, stream, row_offset, begin, end, outputs);
+  });
+}
+
+void copula_map(const CopulaPlan& plan, const double* z, size_t n, void* const* outputs,
+                int num_threads) {
+  parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
+    std::vector<double> value(kRows);
+    std::vector<int32_t> code(kRows);
+    for (size_t r0 = begin; r0 < end; r0 += kRows)
+      map_rows(plan, z + r0, n, r0, std::min(kRows, end - r0), outputs, value.data(),
+               code.data());
   });
 }
 

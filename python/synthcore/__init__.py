@@ -20,12 +20,14 @@ from ._backend import (
     use_backend,
 )
 from ._info import info
+from ._conditional import ImpossibleConditionError
 from .copula import GaussianCopula, load
 
 __all__ = [
     "__version__",
     "BackendUnavailableError",
     "GaussianCopula",
+    "ImpossibleConditionError",
     "available_backends",
     "built_backends",
     "get_backend",

@@ -304,6 +304,8 @@ class GaussianCopula:
             m.z_hi = float(-_normal_ppf(0.5 / x.size))
             m.z_lo = -m.z_hi
             m.table = empirical_table(x, m.z_lo, m.z_hi, self.knots)
+            # the ends are the observed bounds, so that both can be sampled
+            m.table[0], m.table[-1] = x.min(), x.max()
             return
         from ._marginals import family_table, fit_family, select_family
         if marginal == "auto":
@@ -445,15 +447,30 @@ class GaussianCopula:
 
     # ---- sample -------------------------------------------------------------
 
-    def sample(self, n: int, *, seed: Seed = None, stream: int = 0, row_offset: int = 0,
-               conditions=None, backend: Optional[str] = None, output: str = "pandas"):
+    def sample(self, n: Optional[int], *, seed: Seed = None, stream: int = 0,
+               row_offset: int = 0, conditions=None, backend: Optional[str] = None,
+               output: str = "pandas"):
         """``n`` synthetic rows as pandas (default), arrow, polars or a dict of NumPy arrays.
 
         Rows ``row_offset .. row_offset + n - 1`` of the (seed, stream)
         sequence: sampling 1M rows at once equals any split into pieces with
         matching row offsets, on any backend.
+
+        ``conditions`` fixes columns, by exact Gaussian conditioning in latent
+        space (see synthcore/_conditional.py):
+
+        - a dict for all rows: ``{"plan": "pro", "age": (30, 40), "rating": None}``
+          (a value, a (low, high) range for ordered columns, None for null);
+        - a table (pandas/pyarrow/polars) with one row of values per sampled row
+          (``n`` may be None); a missing cell sets no condition on that row.
+
+        A condition the model gives probability zero raises
+        ``synthcore.ImpossibleConditionError`` naming the column.
         """
         self._require_fitted()
+        if conditions is not None:
+            from ._conditional import parse_conditions
+            n, per_column = parse_conditions(self.columns, conditions, n)
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         if output not in OUTPUTS:
@@ -465,20 +482,44 @@ class GaussianCopula:
         if row_offset + n > 2**62:
             raise ValueError("row_offset + n exceeds 2**62 rows")
         key = philox_key(seed)
-        if conditions is not None:
-            raise NotImplementedError("conditional sampling is not implemented yet")
         name = _backend.resolve(backend)
         if name == "cuda":
             raise _backend.BackendUnavailableError(
                 "GaussianCopula.sample has no CUDA kernel yet; use backend='cpu' or 'numpy'")
         plan = self.plan()
         buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
-        if plan.d:
+        if conditions is not None:
+            z = self._conditional_latents(per_column, int(n), key, int(stream), int(row_offset))
+            if plan.d and name == "numpy":
+                _ref.write_outputs(plan, z, buffers, 0, int(n))
+            elif plan.d:
+                _core_map(plan, z, buffers)
+        elif plan.d:
             if name == "numpy":
                 _ref.sample(plan, key, int(stream), int(row_offset), int(n), buffers)
             else:
                 _core_sample(plan, key, int(stream), int(row_offset), int(n), buffers)
         return build_output(self._output_columns(buffers, int(n)), output)
+
+    def _conditional_latents(self, per_column, n, key, stream, row_offset):
+        from ._conditional import ImpossibleConditionError, column_constraints, \
+            conditional_latents
+        d = self.cholesky.shape[0]
+        lo = np.full((d, n), np.nan)
+        hi = np.full((d, n), np.nan)
+        by_name = {m.name: m for m in self.columns}
+        for name, (values, is_range, missing_is_free) in per_column.items():
+            for dim, (l, h) in column_constraints(by_name[name], values, is_range,
+                                                  missing_is_free).items():
+                set_ = ~np.isnan(l)
+                both = set_ & ~np.isnan(lo[dim])
+                lo[dim] = np.where(both, np.maximum(lo[dim], l), np.where(set_, l, lo[dim]))
+                hi[dim] = np.where(both, np.minimum(hi[dim], h), np.where(set_, h, hi[dim]))
+                if np.any(lo[dim][both] > hi[dim][both]):
+                    raise ImpossibleConditionError(f"conditions on column {name!r} contradict "
+                                                   "each other")
+        rows = np.arange(row_offset, row_offset + n, dtype=np.int64)
+        return conditional_latents(self.correlation, lo, hi, key, stream, rows)
 
     def _output_columns(self, buffers, n) -> list[OutputColumn]:
         out = []
@@ -587,6 +628,15 @@ class GaussianCopula:
             model.columns.append(m)
         return model
 
+    @classmethod
+    def from_sdv(cls, synthesizer, *, knots: int = DEFAULT_KNOTS) -> "GaussianCopula":
+        """A model that samples the distribution of a fitted SDV
+        ``GaussianCopulaSynthesizer`` with synthcore's kernels (see
+        synthcore/_sdv_convert.py for what maps to what and what is not
+        representable). SDV is only read, never called to sample."""
+        from ._sdv_convert import from_sdv
+        return from_sdv(synthesizer, knots=knots, cls=cls)
+
 
 def _core_sample(plan, key, stream, row_offset, n, buffers):
     core = _backend.core_module()
@@ -595,6 +645,14 @@ def _core_sample(plan, key, stream, row_offset, n, buffers):
                        plan.levels_f64, plan.null_dim, plan.round_mode, plan.round_q, buffers,
                        key.k0, key.k1, stream,
                        row_offset, _backend.get_num_threads())
+
+
+def _core_map(plan, z, buffers):
+    core = _backend.core_module()
+    core.copula_map(plan.chol, plan.dim_kind, plan.z_lo, plan.z_scale, plan.knot_offsets,
+                    plan.knots, plan.out_kind, plan.level_offsets, plan.levels_i64,
+                    plan.levels_f64, plan.null_dim, plan.round_mode, plan.round_q, buffers,
+                    np.ascontiguousarray(z), _backend.get_num_threads())
 
 
 def load(path) -> GaussianCopula:

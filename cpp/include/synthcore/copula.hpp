@@ -44,4 +44,9 @@ struct CopulaPlan {
 void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint64_t row_offset,
                    size_t n, void* const* outputs, int num_threads);
 
+// Outputs of n rows from given latent values (dim j's n values at z + j * n): the
+// second half of copula_sample, for callers that produce z themselves (conditioning).
+void copula_map(const CopulaPlan& plan, const double* z, size_t n, void* const* outputs,
+                int num_threads);
+
 }  // namespace synthcore
