@@ -205,3 +205,42 @@ def test_column_kind_override_makes_a_categorical(customers):
     m = GaussianCopula(column_kinds={"orders": "categorical"}).fit(customers[["orders", "age"]])
     out = m.sample(1000, seed=1, backend="cpu")
     assert set(out["orders"].unique()) <= set(customers["orders"].unique())
+
+
+# ---- GPU: the CPU result is the oracle -------------------------------------------
+
+def _cuda_usable():
+    return synthcore._backend.cuda_usable()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_usable(), reason="needs CuPy, a GPU and the _cuda module")
+def test_gpu_sample_equals_cpu(model):
+    for kw in (dict(seed=1), dict(seed=2**40 + 3, stream=7, row_offset=2**33 + 1)):
+        gpu = model.sample(200_001, backend="cuda", **kw)
+        cpu = model.sample(200_001, backend="cpu", **kw)
+        pd.testing.assert_frame_equal(gpu, cpu, check_exact=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_usable(), reason="needs CuPy, a GPU and the _cuda module")
+def test_gpu_device_output_stays_on_device(model):
+    import cupy
+    cols = model.sample(10_000, seed=3, backend="cuda", output="cupy")
+    assert all(isinstance(v, cupy.ndarray) for v in cols.values())
+    cpu = model.sample(10_000, seed=3, backend="cpu", output="numpy")
+    np.testing.assert_array_equal(cols["income"].get(), cpu["income"])
+    codes = cols["plan"].get()
+    np.testing.assert_array_equal(model.categories("plan")[codes], cpu["plan"])
+
+
+def test_cupy_output_needs_the_cuda_backend(model):
+    with pytest.raises(ValueError, match="output='cupy' needs backend='cuda'"):
+        model.sample(10, seed=1, backend="cpu", output="cupy")
+
+
+def test_cuda_backend_without_gpu_is_a_clear_error(model):
+    if _cuda_usable():
+        pytest.skip("a GPU is usable here")
+    with pytest.raises(synthcore.BackendUnavailableError, match="cuda"):
+        model.sample(10, seed=1, backend="cuda")

@@ -3,6 +3,9 @@
 // the Python side (synthcore/random.py) validates and allocates.
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
+
+#include "copula.cuh"
 #include "random.cuh"
 
 namespace py = pybind11;
@@ -41,6 +44,20 @@ PYBIND11_MODULE(_cuda, m) {
   SC_DEF_FLOAT(random_normal_f64);
   SC_DEF_FLOAT(random_normal_f32);
 #undef SC_DEF_FLOAT
+  m.def("copula_max_dims", [] { return sc::kCopulaMaxDims; });
+  auto plan_of = [](int d, py::tuple a) {
+    if (a.size() != 13) throw std::invalid_argument("a device plan has 13 pointers");
+    auto u = [&](int i) { return a[i].cast<uintptr_t>(); };
+    return sc::DevicePlan{d, u(0), u(1), u(2), u(3), u(4), u(5), u(6), u(7), u(8), u(9),
+                          u(10), u(11), u(12)};
+  };
+  m.def("copula_sample",
+        [plan_of](int d, py::tuple plan, uintptr_t outputs, size_t n, uint32_t k0, uint32_t k1,
+                  uint64_t stream, uint64_t row_offset, uintptr_t s) {
+          sc::copula_sample(plan_of(d, plan), outputs, n, k0, k1, stream, row_offset, s);
+        });
+  m.def("copula_map", [plan_of](int d, py::tuple plan, uintptr_t z, uintptr_t outputs, size_t n,
+                                uintptr_t s) { sc::copula_map(plan_of(d, plan), z, outputs, n, s); });
 #define SC_DEF_INT(name)                                                                   \
   m.def(#name, [](uintptr_t out, size_t n, uint32_t k0, uint32_t k1, uint64_t stream,     \
                   uint64_t offset, int64_t low, uint64_t range, uintptr_t s) {            \

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 KINDS = ("float", "int", "bool", "categorical", "datetime")
-OUTPUTS = ("pandas", "arrow", "polars", "numpy")
+OUTPUTS = ("pandas", "arrow", "polars", "numpy", "cupy")
 
 
 @dataclass

@@ -138,6 +138,8 @@ def _nearest_correlation(a: np.ndarray, tol=1e-12, max_iter=200) -> np.ndarray:
     return y
 
 
+_PLAN_FIELDS = ("chol", "dim_kind", "z_lo", "z_scale", "knot_offsets", "knots", "out_kind",
+                "level_offsets", "levels_i64", "levels_f64", "null_dim", "round_mode", "round_q")
 _SAVED_FIELDS = ("name", "kind", "dtype", "null_rate", "value_dim", "null_dim", "encoding",
                  "marginal", "params", "z_lo", "z_hi", "tz", "round_mode", "round_q")
 
@@ -483,10 +485,14 @@ class GaussianCopula:
             raise ValueError("row_offset + n exceeds 2**62 rows")
         key = philox_key(seed)
         name = _backend.resolve(backend)
-        if name == "cuda":
-            raise _backend.BackendUnavailableError(
-                "GaussianCopula.sample has no CUDA kernel yet; use backend='cpu' or 'numpy'")
+        if output == "cupy" and name != "cuda":
+            raise ValueError("output='cupy' needs backend='cuda'")
         plan = self.plan()
+        if name == "cuda":
+            if conditions is not None:
+                raise ValueError("conditional sampling runs on the cpu and numpy backends; "
+                                 "pass backend='cpu'")
+            return self._sample_cuda(plan, int(n), key, int(stream), int(row_offset), output)
         buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
         if conditions is not None:
             z = self._conditional_latents(per_column, int(n), key, int(stream), int(row_offset))
@@ -500,6 +506,56 @@ class GaussianCopula:
             else:
                 _core_sample(plan, key, int(stream), int(row_offset), int(n), buffers)
         return build_output(self._output_columns(buffers, int(n)), output)
+
+    def _device_plan(self, plan):
+        """The plan's arrays on the current GPU (copied once per model and device)."""
+        import cupy
+        dev = cupy.cuda.Device().id
+        cache = getattr(self, "_device_plans", None)
+        if cache is None or cache[0] is not plan:
+            cache = (plan, {})
+            self._device_plans = cache
+        if dev not in cache[1]:
+            arrays = tuple(cupy.asarray(getattr(plan, f)) for f in _PLAN_FIELDS)
+            cache[1][dev] = arrays
+        return cache[1][dev]
+
+    def _sample_cuda(self, plan, n, key, stream, row_offset, output):
+        import cupy
+        cuda = _backend.cuda_module()
+        if plan.d > cuda.copula_max_dims():
+            raise ValueError(f"the model has {plan.d} latent dims; the CUDA kernel supports "
+                             f"{cuda.copula_max_dims()}: use backend='cpu'")
+        arrays = self._device_plan(plan)
+        buffers = [cupy.empty(n, dtype=dt) for dt in plan.out_dtype]
+        if plan.d:
+            pointers = cupy.asarray([b.data.ptr for b in buffers], dtype=cupy.uint64)
+            cuda.copula_sample(plan.d, tuple(a.data.ptr for a in arrays), pointers.data.ptr, n,
+                               key.k0, key.k1, stream, row_offset,
+                               cupy.cuda.get_current_stream().ptr)
+        if output == "cupy":
+            return self._device_columns(buffers)
+        # the caller asked for a host format: this copy is the one they asked for
+        host = [b.get() for b in buffers]
+        return build_output(self._output_columns(host, n), output)
+
+    def _device_columns(self, buffers):
+        """{column: CuPy array} on the GPU: values with NaN / INT64_MIN / -1 (categorical
+        codes into ``self.categories(column)``) marking nulls, and "<column>.is_null" masks."""
+        out = {}
+        for m in self.columns:
+            if m.null_dim is not None:
+                out[f"{m.name}.is_null"] = buffers[m.null_dim].view("bool")
+            if m.value_dim is not None:
+                out[m.name] = buffers[m.value_dim]
+        return out
+
+    def categories(self, column: str):
+        """The categories of a categorical column, in the order of its codes."""
+        for m in self.columns:
+            if m.name == column and m.kind == "categorical":
+                return m.levels
+        raise KeyError(f"{column!r} is not a categorical column of this model")
 
     def _conditional_latents(self, per_column, n, key, stream, row_offset):
         from ._conditional import ImpossibleConditionError, column_constraints, \
