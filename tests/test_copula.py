@@ -244,3 +244,38 @@ def test_cuda_backend_without_gpu_is_a_clear_error(model):
         pytest.skip("a GPU is usable here")
     with pytest.raises(synthcore.BackendUnavailableError, match="cuda"):
         model.sample(10, seed=1, backend="cuda")
+
+
+# ---- the stage kernels ----------------------------------------------------------------
+
+def test_stage_kernels_reproduce_the_fused_pass(model):
+    from synthcore import copula_kernels as ck
+    plan = model.plan()
+    key = synthcore.random.philox_key(5)
+    n = 30_001
+    for backend in ("numpy", "cpu"):
+        z = ck.correlated_normals(plan.chol, n, seed=5, stream=2, row_offset=17, backend=backend)
+        fused = model.sample(n, seed=5, stream=2, row_offset=17, backend="cpu", output="numpy")
+        inc = next(c for c in model.columns if c.name == "income")
+        values = ck.table_lookup(z[inc.value_dim], inc.table, inc.z_lo, inc.z_hi,
+                                 round_to=inc.round_q, backend=backend)
+        np.testing.assert_array_equal(values, fused["income"])
+        plan_col = next(c for c in model.columns if c.name == "plan")
+        codes = ck.threshold_codes(z[plan_col.value_dim], plan_col.thresholds, backend=backend)
+        np.testing.assert_array_equal(plan_col.levels[codes], fused["plan"])
+    u = ck.normal_cdf(z[0])
+    assert u.min() > 0 and u.max() < 1
+
+
+def test_stage_kernels_check_their_arguments():
+    from synthcore import copula_kernels as ck
+    with pytest.raises(ValueError, match="lower triangular"):
+        ck.correlated_normals(np.ones((2, 2)), 10, seed=1)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        ck.table_lookup(np.zeros(3), np.array([1.0, 0.0]), -1.0, 1.0)
+    with pytest.raises(ValueError, match="sorted"):
+        ck.threshold_codes(np.zeros(3), np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match="float64"):
+        ck.table_lookup(np.zeros(3, np.float32), np.array([0.0, 1.0]), -1.0, 1.0)
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        ck.threshold_codes(np.zeros(3), np.array([0.0]), out=np.zeros(3, np.int64))

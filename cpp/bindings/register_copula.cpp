@@ -126,6 +126,49 @@ void register_copula(py::module_& m) {
         py::arg("stream"), py::arg("row_offset"), py::arg("num_threads"));
   m.def("copula_map", &map, SC_PLAN_ARG_NAMES, py::arg("z").noconvert(),
         py::arg("num_threads"));
+  m.def("copula_correlate",
+        [](Array<double> chol, Array<double> z_raw, Array<double> z, int num_threads) {
+          const py::ssize_t d = chol.ndim() == 2 ? chol.shape(0) : -1;
+          if (d < 0 || chol.shape(1) != d || z_raw.ndim() != 2 || z_raw.shape(0) != d ||
+              z.ndim() != 2 || z.shape(0) != d || z.shape(1) != z_raw.shape(1))
+            throw std::invalid_argument("chol must be d x d, z_raw and z d x n");
+          if (!z.writeable()) throw std::invalid_argument("z is read-only");
+          const size_t n = static_cast<size_t>(z_raw.shape(1));
+          const double *l = chol.data(), *in = z_raw.data();
+          double* out = z.mutable_data();
+          py::gil_scoped_release release;
+          copula_correlate(l, static_cast<int>(d), in, out, n, num_threads);
+        },
+        py::arg("chol").noconvert(), py::arg("z_raw").noconvert(), py::arg("z").noconvert(),
+        py::arg("num_threads"));
+  m.def("copula_table_lookup",
+        [](Array<double> z, double z_lo, double z_scale, Array<double> table, int8_t round_mode,
+           double round_q, Array<double> out, int num_threads) {
+          if (out.size() != z.size() || table.size() < 2 || !out.writeable())
+            throw std::invalid_argument("out must be writable and match z; table needs 2 knots");
+          const double *zp = z.data(), *tp = table.data();
+          double* op = out.mutable_data();
+          const size_t n = static_cast<size_t>(z.size());
+          const int64_t k = table.size();
+          py::gil_scoped_release release;
+          copula_table_lookup(zp, n, z_lo, z_scale, tp, k, round_mode, round_q, op, num_threads);
+        },
+        py::arg("z").noconvert(), py::arg("z_lo"), py::arg("z_scale"),
+        py::arg("table").noconvert(), py::arg("round_mode"), py::arg("round_q"),
+        py::arg("out").noconvert(), py::arg("num_threads"));
+  m.def("copula_threshold_codes",
+        [](Array<double> z, Array<double> thresholds, Array<int32_t> out, int num_threads) {
+          if (out.size() != z.size() || !out.writeable())
+            throw std::invalid_argument("out must be writable and match z");
+          const double *zp = z.data(), *tp = thresholds.data();
+          int32_t* op = out.mutable_data();
+          const size_t n = static_cast<size_t>(z.size());
+          const int64_t k = thresholds.size();
+          py::gil_scoped_release release;
+          copula_threshold_codes(zp, n, tp, k, op, num_threads);
+        },
+        py::arg("z").noconvert(), py::arg("thresholds").noconvert(), py::arg("out").noconvert(),
+        py::arg("num_threads"));
 }
 
 }  // namespace synthcore::bindings

@@ -186,6 +186,39 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
   });
 }
 
+void copula_correlate(const double* chol, int d, const double* z_raw, double* z, size_t n,
+                      int num_threads) {
+  parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
+    std::vector<double> in(static_cast<size_t>(d) * kRows), out(static_cast<size_t>(d) * kRows);
+    for (size_t r0 = begin; r0 < end; r0 += kRows) {
+      const size_t m = std::min(kRows, end - r0);
+      for (int j = 0; j < d; ++j)
+        std::copy(z_raw + static_cast<size_t>(j) * n + r0,
+                  z_raw + static_cast<size_t>(j) * n + r0 + m, in.data() + j * kRows);
+      correlate(chol, d, in.data(), out.data(), m);
+      for (int j = 0; j < d; ++j)
+        std::copy(out.data() + j * kRows, out.data() + j * kRows + m,
+                  z + static_cast<size_t>(j) * n + r0);
+    }
+  });
+}
+
+void copula_table_lookup(const double* z, size_t n, double z_lo, double z_scale,
+                         const double* table, int64_t knots, int8_t round_mode, double round_q,
+                         double* out, int num_threads) {
+  parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
+    table_lookup(z + begin, end - begin, z_lo, z_scale, table, knots, out + begin);
+    round_values(out + begin, end - begin, round_mode, round_q);
+  });
+}
+
+void copula_threshold_codes(const double* z, size_t n, const double* thresholds,
+                            int64_t n_thresholds, int32_t* out, int num_threads) {
+  parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
+    threshold_codes(z + begin, end - begin, thresholds, n_thresholds, out + begin);
+  });
+}
+
 void copula_map(const CopulaPlan& plan, const double* z, size_t n, void* const* outputs,
                 int num_threads) {
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {

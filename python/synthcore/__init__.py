@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import random
+from . import copula_kernels, random
 from ._backend import (
     BackendUnavailableError,
     available_backends,
@@ -29,6 +29,7 @@ __all__ = [
     "GaussianCopula",
     "ImpossibleConditionError",
     "available_backends",
+    "copula_kernels",
     "built_backends",
     "get_backend",
     "get_num_threads",

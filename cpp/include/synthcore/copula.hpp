@@ -49,4 +49,16 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
 void copula_map(const CopulaPlan& plan, const double* z, size_t n, void* const* outputs,
                 int num_threads);
 
+// The stages on their own, for embedders (each on caller buffers of n elements):
+// z = L z_raw for d dims (z_raw and z dim-major, stride n);
+void copula_correlate(const double* chol, int d, const double* z_raw, double* z, size_t n,
+                      int num_threads);
+// a table over a uniform z-grid (linear interpolation, clamped, then rounding);
+void copula_table_lookup(const double* z, size_t n, double z_lo, double z_scale,
+                         const double* table, int64_t knots, int8_t round_mode, double round_q,
+                         double* out, int num_threads);
+// the number of sorted thresholds <= z.
+void copula_threshold_codes(const double* z, size_t n, const double* thresholds,
+                            int64_t n_thresholds, int32_t* out, int num_threads);
+
 }  // namespace synthcore
