@@ -13,7 +13,8 @@ The model, in terms every backend shares:
   thresholds are <= z, so each level keeps its frequency). A null indicator is
   one threshold, Phi^-1(null rate).
 - Dependence: the correlation of the latent dims, estimated from normal scores
-  of mid-ranks over pairwise-complete rows, shrunk towards the identity by
+  of mid-ranks over pairwise-complete rows, corrected for the attenuation that
+  ties and levels cause, shrunk towards the identity by
   d / (n + d) and repaired to the nearest correlation matrix (Higham 2002);
   its Cholesky factor L is computed once at fit time.
 - Sampling: row r, latent dim j draws the normal at element r of Philox stream
@@ -104,6 +105,28 @@ def _mid_rank_scores(x: np.ndarray) -> np.ndarray:
     if n == 0:
         return x.astype(np.float64)
     return _normal_ppf((rankdata(x, method="average") - 0.5) / n)
+
+
+def _score_attenuation(scores: np.ndarray, valid: np.ndarray) -> float:
+    """corr(s(Z), Z) for a standard-normal Z and the step function s that maps Z to this
+    dimension's normal scores: 1 for untied continuous data, < 1 with ties or levels.
+
+    For a bivariate normal, corr(s(Z_i), Z_j) = rho * corr(s(Z_i), Z_i), so dividing a
+    score correlation by both dimensions' factors undoes the attenuation that
+    discreteness causes (exactly when one side is continuous, to first order when
+    both are discrete).
+    """
+    from scipy.special import ndtri
+    s = scores[valid]
+    values, counts = np.unique(s, return_counts=True)  # sorted: scores rise with the level
+    if values.size < 2:
+        return 1.0
+    p = counts / counts.sum()
+    edges = ndtri(np.clip(np.cumsum(p)[:-1], 1e-300, 1 - 1e-16))
+    phi = np.concatenate([[0.0], np.exp(-0.5 * edges**2) / np.sqrt(2 * np.pi), [0.0]])
+    e_sz = float(np.sum(values * (phi[:-1] - phi[1:])))
+    var = float(np.sum(p * values**2) - np.sum(p * values) ** 2)
+    return e_sz / np.sqrt(var) if var > 0 else 1.0
 
 
 def _principal_axis(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -362,6 +385,8 @@ class GaussianCopula:
             var_a = sum_aa - sum_a ** 2 / count
             corr = cov / np.sqrt(var_a * var_a.T)
         corr = np.where((count >= 2) & np.isfinite(corr), corr, 0.0)
+        atten = np.array([_score_attenuation(scores[j], valid[j]) for j in range(d)])
+        corr = np.clip(corr / np.outer(atten, atten), -1.0, 1.0)
         np.fill_diagonal(corr, 1.0)
         shrink = d / (n + d)
         corr = (1.0 - shrink) * corr + shrink * np.eye(d)
