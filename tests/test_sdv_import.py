@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("sdv")
+
+from _sdv_helpers import fit_sdv, sdv_sample  # noqa: E402
 stats = pytest.importorskip("scipy.stats")
 
 from sdv.metadata import Metadata  # noqa: E402
@@ -76,18 +78,10 @@ def _metadata(df):
 
 
 def _fit(df, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        synthesizer = GaussianCopulaSynthesizer(_metadata(df), **kwargs)
-        synthesizer.fit({TABLE: df})
-    return synthesizer
+    return fit_sdv(df, _metadata(df), **kwargs)
 
 
-def _sdv_sample(synthesizer, n):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = synthesizer.sample(n)
-    return out[TABLE] if isinstance(out, dict) else out  # SDV 2 returns {table: frame}
+_sdv_sample = sdv_sample
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,8 @@ from typing import Optional
 
 import numpy as np
 
+from ._reference.copula import round_values as _round_values
+
 __all__ = ["from_sdv", "model_from_state"]
 
 _THRESHOLD_LIMIT = 1e3       # stands for +-inf thresholds (probability exactly 0 or 1 in z)
@@ -196,14 +198,6 @@ def _round_params(digits):
     return 2, float(10.0 ** (-digits))
 
 
-def _apply_rounding(v, mode, q):
-    if mode == 1:
-        return np.rint(v * q) / q
-    if mode == 2:
-        return np.rint(v / q) * q
-    return v
-
-
 # ---------------------------------------------------------------------------
 # nulls
 # ---------------------------------------------------------------------------
@@ -288,7 +282,7 @@ def _float_formatter(col, specs, knots, transformer=True):
 
     spec = specs[value_latent]
     if spec["distribution"] == "constant":
-        v = float(_apply_rounding(post(np.array([spec["params"]["loc"]])), m.round_mode,
+        v = float(_round_values(post(np.array([spec["params"]["loc"]])), m.round_mode,
                                   m.round_q)[0])
         m.encoding = "constant"
         m.constant = int(round(v)) if kind == "int" else (float(np.float32(v)) if
