@@ -279,3 +279,14 @@ def test_stage_kernels_check_their_arguments():
         ck.table_lookup(np.zeros(3, np.float32), np.array([0.0, 1.0]), -1.0, 1.0)
     with pytest.raises(ValueError, match="writable C-contiguous"):
         ck.threshold_codes(np.zeros(3), np.array([0.0]), out=np.zeros(3, np.int64))
+
+
+@pytest.mark.parametrize("n_thresholds", [0, 1, 5, 64, 65, 200, 5000])
+def test_threshold_codes_match_the_reference_for_every_size(n_thresholds):
+    from synthcore import copula_kernels as ck
+    rng = np.random.default_rng(n_thresholds)
+    t = np.sort(rng.normal(size=n_thresholds))
+    z = np.concatenate([rng.normal(size=10_007), t, [-np.inf, np.inf]])  # ties on the thresholds
+    want = np.searchsorted(t, z, side="right")
+    np.testing.assert_array_equal(ck.threshold_codes(z, t, backend="cpu"), want)
+    np.testing.assert_array_equal(ck.threshold_codes(z, t, backend="numpy"), want)

@@ -59,8 +59,9 @@ SC_CLONES void round_values(double* v, size_t m, int8_t mode, double q) {
 }
 
 // code = number of thresholds <= z. Up to 64 thresholds: compare with all of them
-// (vectorises, no branches); beyond: a branch-free binary search, since random z
-// makes a branching search mispredict at every step.
+// (vectorises, no branches). Beyond: branch-free binary searches, 16 rows side by
+// side so that their dependent loads overlap; one search at a time waits on
+// every load in turn.
 SC_CLONES void threshold_codes(const double* z, size_t m, const double* t, int64_t nt,
                                int32_t* code) {
   if (nt <= 64) {
@@ -71,16 +72,26 @@ SC_CLONES void threshold_codes(const double* z, size_t m, const double* t, int64
     }
     return;
   }
-  for (size_t r = 0; r < m; ++r) {
-    const double x = z[r];
-    const double* base = t;
-    int64_t len = nt;
-    while (len > 1) {
+  constexpr size_t kLanes = 16;
+  size_t r = 0;
+  for (; r + kLanes <= m; r += kLanes) {
+    int64_t base[kLanes] = {};
+    for (int64_t len = nt; len > 1;) {
       const int64_t half = len / 2;
-      base = base[half - 1] <= x ? base + half : base;
+      for (size_t l = 0; l < kLanes; ++l) base[l] += t[base[l] + half - 1] <= z[r + l] ? half : 0;
       len -= half;
     }
-    code[r] = static_cast<int32_t>(base - t) + (*base <= x ? 1 : 0);
+    for (size_t l = 0; l < kLanes; ++l)
+      code[r + l] = static_cast<int32_t>(base[l]) + (t[base[l]] <= z[r + l] ? 1 : 0);
+  }
+  for (; r < m; ++r) {
+    int64_t base = 0;
+    for (int64_t len = nt; len > 1;) {
+      const int64_t half = len / 2;
+      base += t[base + half - 1] <= z[r] ? half : 0;
+      len -= half;
+    }
+    code[r] = static_cast<int32_t>(base) + (t[base] <= z[r] ? 1 : 0);
   }
 }
 

@@ -661,8 +661,19 @@ def empirical_table(x, z_lo: float, z_hi: float, knots: int,
                          "(remove nulls before tabulating)")
     z = _z_grid(z_lo, z_hi, knots)
     q = special.ndtr(z)
-    t = np.quantile(arr, q, method="inverted_cdf" if discrete else "linear")
-    t = np.clip(np.maximum.accumulate(t), arr.min(), arr.max())
+    # Sort once and index: np.quantile with thousands of probabilities partitions the
+    # data once per probability, ~50x slower for the same numbers.
+    xs = np.sort(arr)
+    n = xs.size
+    if discrete:  # "inverted_cdf": the smallest x with ECDF(x) >= q
+        idx = np.clip(np.ceil(q * n).astype(np.int64) - 1, 0, n - 1)
+        t = xs[idx]
+    else:  # "linear": interpolate between order statistics at h = (n - 1) q
+        h = (n - 1) * q
+        lo = np.clip(np.floor(h).astype(np.int64), 0, n - 1)
+        hi = np.minimum(lo + 1, n - 1)
+        t = xs[lo] + (h - lo) * (xs[hi] - xs[lo])
+    t = np.clip(np.maximum.accumulate(t), xs[0], xs[-1])
     return np.asarray(t, dtype=np.float64)
 
 

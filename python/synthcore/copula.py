@@ -107,6 +107,16 @@ def _mid_rank_scores(x: np.ndarray) -> np.ndarray:
     return _normal_ppf((rankdata(x, method="average") - 0.5) / n)
 
 
+def _unique_counts(values: np.ndarray):
+    """Sorted distinct values and their counts; object columns through pandas' hash table
+    (np.unique would sort Python objects)."""
+    if values.dtype != object:
+        return np.unique(values, return_counts=True)
+    import pandas as pd
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.asarray(uniques, dtype=object), np.bincount(codes, minlength=len(uniques))
+
+
 def _score_attenuation(scores: np.ndarray, valid: np.ndarray) -> float:
     """corr(s(Z), Z) for a standard-normal Z and the step function s that maps Z to this
     dimension's normal scores: 1 for untied continuous data, < 1 with ties or levels.
@@ -296,16 +306,15 @@ class GaussianCopula:
     def _level_index(m: ColumnModel, present: np.ndarray) -> np.ndarray:
         levels = m.levels
         if levels.dtype == object:
-            lookup = {v: i for i, v in enumerate(levels.tolist())}
-            return np.fromiter((lookup[v] for v in present.tolist()), dtype=np.float64,
-                               count=present.size)
+            import pandas as pd
+            return pd.Index(levels).get_indexer(present).astype(np.float64)
         order = np.argsort(levels, kind="stable")
         pos = np.searchsorted(levels[order], present)
         return order[pos].astype(np.float64)
 
     def _fit_values(self, c: TableColumn, m: ColumnModel) -> None:
         present = c.values[~c.null]
-        uniq, counts = np.unique(present, return_counts=True)
+        uniq, counts = _unique_counts(present)
         if uniq.size == 1:
             m.encoding = "constant"
             m.constant = uniq[0]
