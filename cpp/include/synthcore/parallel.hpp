@@ -3,6 +3,7 @@
 // multiprocessing, Dask and Spark workers do, can hang the child.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <exception>
 #include <thread>
@@ -10,8 +11,11 @@
 
 namespace synthcore {
 
-// Calls fn(begin, end) on contiguous ranges. Ranges smaller than min_per_thread
-// elements are not given their own thread, so small calls stay on the caller.
+// Calls fn(begin, end) on contiguous pieces of [0, n). Threads take pieces from
+// a shared counter rather than one fixed share each, so a core that the host
+// slows down (shared VMs) delays the call by one piece, not by half the work.
+// Ranges smaller than min_per_thread elements get no thread of their own. Every
+// kernel's output depends only on the element index, so the split never shows.
 template <class Fn>
 void parallel_for(size_t n, int num_threads, size_t min_per_thread, Fn&& fn) {
   size_t threads = num_threads > 1 ? static_cast<size_t>(num_threads) : 1;
@@ -20,18 +24,20 @@ void parallel_for(size_t n, int num_threads, size_t min_per_thread, Fn&& fn) {
     fn(size_t{0}, n);
     return;
   }
-  std::vector<std::thread> workers;
+  const size_t piece = std::max<size_t>(min_per_thread / 4, (n + 16 * threads - 1) / (16 * threads));
+  std::atomic<size_t> next{0};
   std::vector<std::exception_ptr> errors(threads);
-  workers.reserve(threads - 1);
-  const size_t per = (n + threads - 1) / threads;
   auto run = [&](size_t t) {
-    const size_t begin = std::min(n, t * per), end = std::min(n, begin + per);
     try {
-      if (begin < end) fn(begin, end);
+      for (size_t begin = next.fetch_add(piece); begin < n; begin = next.fetch_add(piece))
+        fn(begin, std::min(n, begin + piece));
     } catch (...) {
       errors[t] = std::current_exception();
+      next.store(n);  // the others stop at their next piece
     }
   };
+  std::vector<std::thread> workers;
+  workers.reserve(threads - 1);
   for (size_t t = 1; t < threads; ++t) workers.emplace_back(run, t);
   run(0);
   for (auto& w : workers) w.join();
