@@ -122,3 +122,19 @@ def test_bad_conditions(model, conditions, exc, match):
 def test_table_conditions_need_matching_n(model):
     with pytest.raises(ValueError, match="one per sampled row"):
         model.sample(5, seed=1, conditions=pd.DataFrame({"plan": ["pro"] * 3}))
+
+
+def test_conditions_beyond_one_chunk(model):
+    # more rows than one conditional pass (CONDITION_CHUNK): chunking never shows
+    from synthcore.copula import CONDITION_CHUNK
+    n = 2 * CONDITION_CHUNK + 12_345
+    cond = {"plan": "plus", "age": (25, 60)}
+    whole = model.sample(n, seed=13, conditions=cond, backend="cpu")
+    cut = CONDITION_CHUNK + 777
+    parts = pd.concat([model.sample(cut, seed=13, conditions=cond, backend="cpu"),
+                       model.sample(n - cut, seed=13, conditions=cond, row_offset=cut,
+                                    backend="cpu")], ignore_index=True)
+    pd.testing.assert_frame_equal(whole, parts)
+    pd.testing.assert_frame_equal(whole.iloc[-5000:].reset_index(drop=True),
+                                  model.sample(5000, seed=13, conditions=cond,
+                                               row_offset=n - 5000, backend="numpy"))

@@ -42,6 +42,7 @@ FORMAT = "synthcore.gaussian_copula"
 FORMAT_VERSION = 1
 Z_LIMIT = 8.3           # |z| our float64 normals can reach
 DEFAULT_KNOTS = 4097
+CONDITION_CHUNK = 1 << 16  # rows per conditional pass
 MARGINALS = ("empirical", "auto", "normal", "truncnorm", "uniform", "beta", "gamma", "lognormal")
 
 
@@ -528,12 +529,17 @@ class GaussianCopula:
                                  "pass backend='cpu'")
             return self._sample_cuda(plan, int(n), key, int(stream), int(row_offset), output)
         buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
-        if conditions is not None:
-            z = self._conditional_latents(per_column, int(n), key, int(stream), int(row_offset))
-            if plan.d and name == "numpy":
-                _ref.write_outputs(plan, z, buffers, 0, int(n))
-            elif plan.d:
-                _core_map(plan, z, buffers)
+        if conditions is not None and plan.d:
+            # chunk by rows: the latent matrix never exceeds d x CONDITION_CHUNK
+            for r0 in range(0, int(n), CONDITION_CHUNK):
+                r1 = min(int(n), r0 + CONDITION_CHUNK)
+                part = {k: (v[r0:r1], rng, free) for k, (v, rng, free) in per_column.items()}
+                z = self._conditional_latents(part, r1 - r0, key, int(stream),
+                                              int(row_offset) + r0)
+                if name == "numpy":
+                    _ref.write_outputs(plan, z, buffers, r0, r1 - r0)
+                else:
+                    _core_map(plan, z, [b[r0:r1] for b in buffers])
         elif plan.d:
             if name == "numpy":
                 _ref.sample(plan, key, int(stream), int(row_offset), int(n), buffers)
