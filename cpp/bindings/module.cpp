@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace synthcore::bindings {
 void register_random(py::module_& m);
 void register_copula(py::module_& m);
+void register_secure_random(py::module_& m);
 }
 
 namespace {
@@ -40,4 +41,5 @@ PYBIND11_MODULE(_core, m) {
   });
   synthcore::bindings::register_random(m);
   synthcore::bindings::register_copula(m);
+  synthcore::bindings::register_secure_random(m);
 }

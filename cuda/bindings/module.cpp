@@ -7,6 +7,7 @@
 
 #include "copula.cuh"
 #include "random.cuh"
+#include "secure_random.cuh"
 
 namespace py = pybind11;
 namespace sc = synthcore::cuda;
@@ -44,6 +45,8 @@ PYBIND11_MODULE(_cuda, m) {
   SC_DEF_FLOAT(random_normal_f64);
   SC_DEF_FLOAT(random_normal_f32);
 #undef SC_DEF_FLOAT
+  m.def("secure_random_raw", &sc::secure_random_raw, py::arg("key"), py::arg("stream"),
+        py::arg("offset"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
   m.def("copula_max_dims", [] { return sc::kCopulaMaxDims; });
   auto plan_of = [](int d, py::tuple a) {
     if (a.size() != 13) throw std::invalid_argument("a device plan has 13 pointers");
