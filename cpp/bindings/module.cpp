@@ -10,6 +10,7 @@ namespace synthcore::bindings {
 void register_random(py::module_& m);
 void register_copula(py::module_& m);
 void register_secure_random(py::module_& m);
+void register_dp_noise(py::module_& m);
 }
 
 namespace {
@@ -42,4 +43,5 @@ PYBIND11_MODULE(_core, m) {
   synthcore::bindings::register_random(m);
   synthcore::bindings::register_copula(m);
   synthcore::bindings::register_secure_random(m);
+  synthcore::bindings::register_dp_noise(m);
 }

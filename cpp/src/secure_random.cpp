@@ -90,6 +90,11 @@ void chacha20_blocks(const ChachaKey& key, const uint32_t* counters, uint32_t* o
                         counters[4 * b + 3], out + 16 * b);
 }
 
+void secure_random_fill(const ChachaKey& key, uint64_t stream, uint64_t first, uint32_t* out,
+                        size_t count) {
+  raw_range(key, stream, first, out, count);
+}
+
 void secure_random_raw(const ChachaKey& key, uint64_t stream, uint64_t offset, uint32_t* out,
                        size_t n, int num_threads) {
   parallel_for(n, num_threads, kMinPerThread,

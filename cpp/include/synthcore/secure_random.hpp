@@ -16,3 +16,9 @@ void secure_random_raw(const ChachaKey& key, uint64_t stream, uint64_t offset, u
                        size_t n, int num_threads);
 
 }  // namespace synthcore
+
+namespace synthcore {
+// Single-threaded fill of words [first, first + count), for other kernels' chunks.
+void secure_random_fill(const ChachaKey& key, uint64_t stream, uint64_t first, uint32_t* out,
+                        size_t count);
+}  // namespace synthcore

@@ -6,8 +6,11 @@
   the tight CKS20 conversions) and the ``Accountant`` that refuses a release that
   would overspend (synthcore/dp/accounting.py).
 
-The noise mechanisms themselves (exact discrete Laplace/Gaussian, grid-safe float
-noise, randomized response, noisy max) and the DP copula are not in this release.
+- ``discrete_laplace``: the discrete Laplace mechanism over integer arrays
+  (synthcore/dp/mechanisms.py).
+
+Not in this release yet: the discrete Gaussian, grid-safe float noise, randomized
+response, noisy max and the DP copula (docs/dp.md has the design).
 """
 from . import accounting
 from ._generator import (
@@ -16,6 +19,7 @@ from ._generator import (
     insecure_generator_for_tests,
 )
 from .accounting import Accountant, BudgetExceededError
+from .mechanisms import DPRelease, discrete_laplace
 
-__all__ = ["Accountant", "BudgetExceededError", "InsecureTestGenerator", "SecureGenerator",
-           "accounting", "insecure_generator_for_tests"]
+__all__ = ["Accountant", "BudgetExceededError", "DPRelease", "InsecureTestGenerator",
+           "SecureGenerator", "accounting", "discrete_laplace", "insecure_generator_for_tests"]

@@ -1,0 +1,117 @@
+"""The discrete Laplace mechanism: exact PMF, backends, privacy loss, accounting, bad input."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from synthcore import dp
+from synthcore._reference import dp_noise
+
+SCALES = [0.5, 3.7, 50.0, 2000.0]
+
+
+def _pmf(z, scale):
+    q = math.exp(-1.0 / scale)
+    return (1 - q) / (1 + q) * q ** np.abs(z)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_noise_follows_the_exact_pmf(scale, backend):
+    n = 1_000_000 if backend == "cpu" else 200_000
+    rel = dp.discrete_laplace(np.zeros(n, dtype=np.int64), scale=scale,
+                              generator=dp.insecure_generator_for_tests(11), backend=backend)
+    z = rel.values
+    # chi-square over values with expected count >= 20, plus the two tails pooled
+    lim = int(scale * math.log(n * (1 - math.exp(-1 / scale)) / 20)) if scale > 0.3 else 3
+    lim = max(lim, 1)
+    vals = np.arange(-lim, lim + 1)
+    counts = np.bincount(np.clip(z, -lim - 1, lim + 1) + lim + 1, minlength=2 * lim + 3)
+    expected = np.concatenate([[_pmf(np.arange(lim + 1, 200 * int(scale) + 50), scale).sum()],
+                               _pmf(vals, scale),
+                               [_pmf(np.arange(lim + 1, 200 * int(scale) + 50), scale).sum()]])
+    expected = expected / expected.sum() * n
+    keep = expected >= 5
+    chi = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    assert stats.chi2.sf(chi, keep.sum() - 1) > 1e-6
+    q = math.exp(-1 / scale)
+    assert abs(z.var() / (2 * q / (1 - q) ** 2) - 1) < 0.02
+
+
+@pytest.mark.parametrize("scale", [0.7, 5.0, 50.0])
+def test_cpu_and_numpy_give_the_same_noise(scale):
+    x = np.arange(-500, 100_003 - 500, dtype=np.int64)
+    a = dp.discrete_laplace(x, scale=scale, generator=dp.insecure_generator_for_tests(5),
+                            backend="numpy")
+    b = dp.discrete_laplace(x, scale=scale, generator=dp.insecure_generator_for_tests(5),
+                            backend="cpu")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.insecure_generator and b.insecure_generator
+
+
+def test_empirical_privacy_loss_within_epsilon():
+    # Neighbouring counts 0 and 1 (sensitivity 1); estimate P(output in S) for the
+    # events S = {y <= c} and check max |log ratio| <= epsilon (with a statistical margin).
+    eps = 0.5
+    n = 1_000_000
+    gen = dp.insecure_generator_for_tests(2024)
+    y0 = dp.discrete_laplace(np.zeros(n, np.int64), epsilon=eps, generator=gen,
+                             backend="cpu").values
+    y1 = dp.discrete_laplace(np.ones(n, np.int64), epsilon=eps, generator=gen,
+                             backend="cpu").values
+    worst = 0.0
+    for c in range(-8, 9):
+        p0, p1 = np.mean(y0 <= c), np.mean(y1 <= c)
+        if min(p0, p1) * n > 2000:
+            worst = max(worst, abs(math.log(p0 / p1)))
+    assert worst <= eps * 1.05
+    assert worst >= eps * 0.8  # the mechanism is not wildly over-noised either
+
+
+def test_accountant_is_charged_before_noise_and_refuses_overspend():
+    acct = dp.Accountant(epsilon=1.0, delta=1e-9)
+    gen = dp.insecure_generator_for_tests(1)
+    rel = dp.discrete_laplace(np.zeros(1000, np.int64), epsilon=0.6, accountant=acct,
+                              generator=gen, name="first")
+    assert rel.receipt is not None and acct.spent().epsilon >= 0.6
+    assert 0 < rel.delta < 1e-15
+    before = gen._next
+    with pytest.raises(dp.BudgetExceededError):
+        dp.discrete_laplace(np.zeros(1000, np.int64), epsilon=0.6, accountant=acct,
+                            generator=gen, name="second")
+    assert gen._next == before  # no noise was drawn for the refused release
+    assert [e.name for e in acct.ledger] == ["first"]
+
+
+def test_cost_and_scale_reported():
+    rel = dp.discrete_laplace(np.zeros(10, np.int32), epsilon=0.25, sensitivity=2)
+    assert rel.scale >= 8.0 and rel.epsilon == 0.25 and rel.values.dtype == np.int64
+    rel = dp.discrete_laplace(np.zeros(10, np.int64), scale=4.0)
+    assert rel.epsilon >= 0.25 and not rel.insecure_generator
+
+
+def test_tables_are_monotone_and_their_error_bound_is_tiny():
+    for scale in (0.2, 1.0, 123.0, 5e5):
+        tb = dp_noise.geometric_tables(scale)
+        full_a = (tb.a_hi.astype(object) * 2**32 + tb.a_lo.astype(object))
+        assert all(full_a[i] > full_a[i + 1] for i in range(len(full_a) - 1))
+        assert tb.tv_per_geometric < 2**-70
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(x=np.zeros(3), epsilon=1.0), TypeError, "integer array"),
+    (dict(x=np.zeros(3, np.int64)), ValueError, "exactly one of epsilon and scale"),
+    (dict(x=np.zeros(3, np.int64), epsilon=1.0, scale=1.0), ValueError, "exactly one"),
+    (dict(x=np.zeros(3, np.int64), epsilon=0.0), ValueError, "epsilon must be positive"),
+    (dict(x=np.zeros(3, np.int64), epsilon=float("nan")), ValueError, "epsilon"),
+    (dict(x=np.zeros(3, np.int64), epsilon=1.0, sensitivity=-1), ValueError, "sensitivity"),
+    (dict(x=np.zeros(3, np.int64), scale=1e9), ValueError, "exceeds this sampler's limit"),
+    (dict(x=np.array([2**63 - 1]), epsilon=1.0), ValueError, "overflow"),
+    (dict(x=np.zeros(3, np.int64), epsilon=1.0, generator=np.random.default_rng()),
+     TypeError, "SecureGenerator"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    x = kwargs.pop("x")
+    with pytest.raises(exc, match=match):
+        dp.discrete_laplace(x, **kwargs)
