@@ -8,7 +8,7 @@ from scipy import stats
 from synthcore import dp
 from synthcore._reference import dp_noise
 
-SCALES = [0.5, 3.7, 50.0, 2000.0]
+SCALES = [0.5, 3.7, 50.0, 2000.0, 3e5]
 
 
 def _pmf(z, scale):
@@ -92,11 +92,15 @@ def test_cost_and_scale_reported():
 
 
 def test_tables_are_monotone_and_their_error_bound_is_tiny():
-    for scale in (0.2, 1.0, 123.0, 5e5):
+    for scale in (0.2, 1.0, 123.0, 5e5, 1e9):
         tb = dp_noise.geometric_tables(scale)
-        full_a = (tb.a_hi.astype(object) * 2**32 + tb.a_lo.astype(object))
-        assert all(full_a[i] > full_a[i + 1] for i in range(len(full_a) - 1))
-        assert tb.tv_per_geometric < 2**-70
+        full = tb.t_hi.astype(object) * 2**32 + tb.t_lo.astype(object)
+        for level in range(tb.levels):
+            t = full[64 * level:64 * (level + 1)]
+            assert all(t[i] >= t[i + 1] for i in range(63)) and t[0] < 2**96
+        assert tb.tv_per_geometric < 2**-80
+    assert dp_noise.geometric_tables(0.2).levels == 1
+    assert dp_noise.geometric_tables(100.0).levels == 3
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -106,7 +110,7 @@ def test_tables_are_monotone_and_their_error_bound_is_tiny():
     (dict(x=np.zeros(3, np.int64), epsilon=0.0), ValueError, "epsilon must be positive"),
     (dict(x=np.zeros(3, np.int64), epsilon=float("nan")), ValueError, "epsilon"),
     (dict(x=np.zeros(3, np.int64), epsilon=1.0, sensitivity=-1), ValueError, "sensitivity"),
-    (dict(x=np.zeros(3, np.int64), scale=1e9), ValueError, "exceeds this sampler's limit"),
+    (dict(x=np.zeros(3, np.int64), scale=1e14), ValueError, "exceeds this sampler's limit"),
     (dict(x=np.array([2**63 - 1]), epsilon=1.0), ValueError, "overflow"),
     (dict(x=np.zeros(3, np.int64), epsilon=1.0, generator=np.random.default_rng()),
      TypeError, "SecureGenerator"),

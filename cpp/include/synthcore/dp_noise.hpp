@@ -1,7 +1,8 @@
 // Discrete Laplace noise from the ChaCha20 word stream (python/synthcore/_reference/
-// dp_noise.py is the definition and the oracle). Z = G1 - G2, each geometric
-// G = a + M b read from two 96-bit uniforms against decreasing threshold tables;
-// sample i uses words [12 i, 12 i + 12) after word_offset. Fixed work per sample.
+// dp_noise.py is the definition and the oracle). Z = G1 - G2; each geometric is
+// written in base 64, one 96-bit uniform per digit counted against that level's 64
+// decreasing (zero-padded) thresholds. Sample i uses words [6 L i, 6 L (i + 1)) after
+// word_offset. The work per sample depends only on L, i.e. on the scale.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,14 +11,12 @@
 
 namespace synthcore {
 
+constexpr int kGeometricBase = 64;
+
 struct GeometricTables {
-  int m;                   // M = 2^m
-  const uint64_t* a_hi;    // M - 1 decreasing thresholds (bits 95..32)
-  const uint32_t* a_lo;    // (bits 31..0)
-  int64_t a_size;
-  const uint64_t* b_hi;    // J decreasing thresholds
-  const uint32_t* b_lo;
-  int64_t b_size;
+  int levels;              // L
+  const uint64_t* t_hi;    // [L * 64] bits 95..32 of the thresholds
+  const uint32_t* t_lo;    // [L * 64] bits 31..0
 };
 
 void discrete_laplace_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,

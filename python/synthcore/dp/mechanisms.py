@@ -3,11 +3,11 @@
 ``discrete_laplace(x, epsilon=..., sensitivity=...)`` adds to an integer array noise
 with P(Z = z) ∝ exp(-|z| / t), t = sensitivity / epsilon, drawn from a
 ``SecureGenerator`` (python/synthcore/_reference/dp_noise.py has the algorithm):
-Z = G1 - G2 from two geometrics, each read from two 96-bit ChaCha20 uniforms
-against exact threshold tables. The work per element is fixed by the scale, never
-by the data or the values drawn. The tables are floor-rounded and truncated: each
-sample is within total variation 2 * ((M - 1 + J) 2^-96 + 2^-100) of the exact
-distribution, so an n-element release is (epsilon, n (1 + e^epsilon) * that)-DP;
+Z = G1 - G2 from two geometrics written in base 64, each digit read from one 96-bit
+ChaCha20 uniform against 64 exact thresholds. The work per element is fixed by the
+scale, never by the data or the values drawn. The thresholds are floor-rounded and
+the last digit's tail dropped: each sample is within total variation
+2 * (63 L 2^-96 + 2^-100) of the exact distribution, so an n-element release is (epsilon, n (1 + e^epsilon) * that)-DP;
 the delta is computed, returned and charged, never hidden.
 """
 from __future__ import annotations
@@ -103,16 +103,16 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
                                     mechanism="discrete_laplace",
                                     params={"scale": scale, "sensitivity": sensitivity,
                                             "n": n, "insecure_generator": generator.insecure})
-    first = generator._reserve(_ref.WORDS_PER_SAMPLE * n)
+    first = generator._reserve(tables.words_per_sample * n)
     noise = np.empty(n, dtype=np.int64)
     if n and name_b == "numpy":
         words = _ref_words.stream_words(generator._key, generator._stream, first,
-                                        _ref.WORDS_PER_SAMPLE * n)
+                                        tables.words_per_sample * n)
         noise[...] = _ref.discrete_laplace_noise(tables, words)
     elif n:
         _backend.core_module().discrete_laplace_noise(
-            generator._key, generator._stream, first, tables.m, tables.a_hi, tables.a_lo,
-            tables.b_hi, tables.b_lo, noise, _backend.get_num_threads())
+            generator._key, generator._stream, first, tables.levels, tables.t_hi, tables.t_lo,
+            noise, _backend.get_num_threads())
     values = arr.astype(np.int64).reshape(-1) + noise
     return DPRelease(values.reshape(arr.shape), "discrete_laplace", epsilon, delta, float(scale),
                      sensitivity, bool(generator.insecure), receipt)
