@@ -119,3 +119,60 @@ def test_bad_arguments(kwargs, exc, match):
     x = kwargs.pop("x")
     with pytest.raises(exc, match=match):
         dp.discrete_laplace(x, **kwargs)
+
+
+# ---- k-ary randomized response ------------------------------------------------------------
+
+@pytest.mark.parametrize("k,eps", [(2, 0.1), (5, 1.0), (37, 3.0), (1000, 8.0)])
+def test_rr_intervals_give_pure_epsilon_exactly(k, eps):
+    import mpmath
+    keep, other = dp_noise.rr_intervals(k, eps)
+    assert keep + (k - 1) * other == 2**96
+    mpmath.mp.prec = 300
+    assert mpmath.mpf(keep) / other <= mpmath.exp(mpmath.mpf(eps))   # exact, no delta
+    assert mpmath.mpf(keep) / other > mpmath.exp(mpmath.mpf(eps)) * (1 - mpmath.mpf(10) ** -20)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_rr_output_frequencies_are_exact(backend):
+    k, eps, n = 6, 0.8, 600_000 if backend == "cpu" else 120_000
+    codes = np.full(n, 2, dtype=np.int64)
+    out = dp.randomized_response(codes, k, epsilon=eps,
+                                 generator=dp.insecure_generator_for_tests(8),
+                                 backend=backend).values
+    keep, other = dp_noise.rr_intervals(k, eps)
+    probs = np.full(k, other / 2**96)
+    probs[2] = keep / 2**96
+    counts = np.bincount(out, minlength=k)
+    assert stats.chisquare(counts, probs * n).pvalue > 1e-6
+
+
+def test_rr_backends_identical_and_privacy_loss_within_epsilon():
+    k, eps, n = 4, 1.2, 400_000
+    gen = dp.insecure_generator_for_tests(77)
+    codes = np.random.default_rng(0).integers(0, k, 20_001)
+    a = dp.randomized_response(codes, k, epsilon=eps,
+                               generator=dp.insecure_generator_for_tests(3), backend="numpy")
+    b = dp.randomized_response(codes, k, epsilon=eps,
+                               generator=dp.insecure_generator_for_tests(3), backend="cpu")
+    np.testing.assert_array_equal(a.values, b.values)
+    y0 = dp.randomized_response(np.zeros(n, np.int64), k, epsilon=eps, generator=gen).values
+    y1 = dp.randomized_response(np.ones(n, np.int64), k, epsilon=eps, generator=gen).values
+    loss = max(abs(math.log(np.mean(y0 == v) / np.mean(y1 == v))) for v in range(k))
+    assert eps * 0.95 < loss <= eps * 1.05
+
+
+def test_rr_accounting_and_bad_input():
+    acct = dp.Accountant(epsilon=1.0, delta=0.0)
+    rel = dp.randomized_response(np.array([0, 1, 2]), 3, epsilon=1.0, accountant=acct)
+    assert rel.epsilon == 1.0 and rel.delta == 0.0 and rel.receipt is not None
+    with pytest.raises(dp.BudgetExceededError):
+        dp.randomized_response(np.array([0]), 3, epsilon=0.1, accountant=acct)
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 3\)"):
+        dp.randomized_response(np.array([0, 3]), 3, epsilon=1.0)
+    with pytest.raises(ValueError, match="k must be an integer >= 2"):
+        dp.randomized_response(np.array([0]), 1, epsilon=1.0)
+    with pytest.raises(TypeError, match="integer array"):
+        dp.randomized_response(np.array([0.5]), 3, epsilon=1.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        dp.randomized_response(np.array([0]), 3, epsilon=-1.0)

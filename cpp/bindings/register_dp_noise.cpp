@@ -33,6 +33,27 @@ void register_dp_noise(py::module_& m) {
         py::arg("key").noconvert(), py::arg("stream"), py::arg("word_offset"),
         py::arg("levels"), py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(),
         py::arg("out").noconvert(), py::arg("num_threads"));
+  m.def("randomized_response",
+        [](U32 key, uint64_t stream, uint64_t word_offset,
+           py::array_t<int64_t, py::array::c_style> codes,
+           py::array_t<int64_t, py::array::c_style> out, uint64_t keep_hi, uint32_t keep_lo,
+           uint64_t other_hi, uint32_t other_lo, int num_threads) {
+          if (key.size() != 8) throw std::invalid_argument("a ChaCha20 key is 8 uint32 words");
+          if (out.size() != codes.size() || !out.writeable())
+            throw std::invalid_argument("out must be writable and match codes");
+          if (other_hi == 0 && other_lo == 0) throw std::invalid_argument("empty interval");
+          ChachaKey k{};
+          for (int i = 0; i < 8; ++i) k.words[i] = key.data()[i];
+          const int64_t* c = codes.data();
+          int64_t* o = out.mutable_data();
+          const size_t n = static_cast<size_t>(codes.size());
+          py::gil_scoped_release release;
+          randomized_response(k, stream, word_offset, c, o, n, keep_hi, keep_lo, other_hi,
+                              other_lo, num_threads);
+        },
+        py::arg("key").noconvert(), py::arg("stream"), py::arg("word_offset"),
+        py::arg("codes").noconvert(), py::arg("out").noconvert(), py::arg("keep_hi"),
+        py::arg("keep_lo"), py::arg("other_hi"), py::arg("other_lo"), py::arg("num_threads"));
 }
 
 }  // namespace synthcore::bindings

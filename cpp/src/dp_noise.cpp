@@ -82,3 +82,43 @@ void discrete_laplace_noise(const ChachaKey& key, uint64_t stream, uint64_t word
 }
 
 }  // namespace synthcore
+
+namespace synthcore {
+namespace {
+
+void rr_range(const ChachaKey& key, uint64_t stream, uint64_t word_offset, const int64_t* codes,
+              int64_t* out, size_t first, size_t n, unsigned __int128 keep,
+              unsigned __int128 other) {
+  constexpr size_t kValues = 1024;
+  std::vector<uint32_t> words(3 * kValues);
+  for (size_t c = 0; c < n; c += kValues) {
+    const size_t m = std::min(kValues, n - c);
+    secure_random_fill(key, stream, word_offset + 3 * (first + c), words.data(), 3 * m);
+    for (size_t i = 0; i < m; ++i) {
+      const uint32_t* w = words.data() + 3 * i;
+      const unsigned __int128 u = (static_cast<unsigned __int128>(w[0]) << 64) |
+                                  (static_cast<unsigned __int128>(w[1]) << 32) | w[2];
+      const int64_t x = codes[c + i];
+      // the same arithmetic whether or not the code is kept (no branch on u)
+      const unsigned __int128 excess = u >= keep ? u - keep : 0;
+      const int64_t j = static_cast<int64_t>(excess / other);
+      const int64_t moved = j < x ? j : j + 1;
+      out[c + i] = u < keep ? x : moved;
+    }
+  }
+}
+
+}  // namespace
+
+void randomized_response(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
+                         const int64_t* codes, int64_t* out, size_t n, uint64_t keep_hi,
+                         uint32_t keep_lo, uint64_t other_hi, uint32_t other_lo,
+                         int num_threads) {
+  const unsigned __int128 keep = (static_cast<unsigned __int128>(keep_hi) << 32) | keep_lo;
+  const unsigned __int128 other = (static_cast<unsigned __int128>(other_hi) << 32) | other_lo;
+  parallel_for(n, num_threads, 1 << 14, [&](size_t b, size_t e) {
+    rr_range(key, stream, word_offset, codes + b, out + b, b, e - b, keep, other);
+  });
+}
+
+}  // namespace synthcore

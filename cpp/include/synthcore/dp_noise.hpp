@@ -24,3 +24,13 @@ void discrete_laplace_noise(const ChachaKey& key, uint64_t stream, uint64_t word
                             int num_threads);
 
 }  // namespace synthcore
+
+namespace synthcore {
+// k-ary randomized response: each code kept when its 96-bit uniform U < keep, else
+// replaced by the j-th other code, j = (U - keep) / other. keep and other are 96-bit
+// numbers given as (hi 64 bits, lo 32 bits). Value i uses words [3 i, 3 i + 3).
+void randomized_response(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
+                         const int64_t* codes, int64_t* out, size_t n, uint64_t keep_hi,
+                         uint32_t keep_lo, uint64_t other_hi, uint32_t other_lo,
+                         int num_threads);
+}  // namespace synthcore

@@ -97,3 +97,35 @@ def geometric(tables: GeometricTables, words, first_word) -> np.ndarray:
 def discrete_laplace_noise(tables: GeometricTables, words) -> np.ndarray:
     """int64 noise, one sample per 6 L words."""
     return geometric(tables, words, 0) - geometric(tables, words, 3 * tables.levels)
+
+
+# ---- k-ary randomized response -----------------------------------------------------------
+
+RR_WORDS_PER_VALUE = 3
+
+
+def rr_intervals(k: int, epsilon: float):
+    """(keep, other): lengths of the keep interval and of each other value's interval in
+    [0, 2^96), with other = ceil(2^96 / (e^eps + k - 1)) and keep = 2^96 - (k - 1) other,
+    so that keep / other <= e^eps exactly (pure epsilon-DP, no delta)."""
+    import mpmath
+    mpmath.mp.prec = 256
+    two96 = 1 << UNIFORM_BITS
+    other = int(mpmath.ceil(mpmath.mpf(two96) / (mpmath.exp(mpmath.mpf(float(epsilon))) + k - 1)))
+    keep = two96 - (k - 1) * other
+    if keep < other:  # cannot happen for epsilon > 0; guards the invariant
+        raise AssertionError("randomized response intervals")
+    return keep, other
+
+
+def randomized_response(codes, k: int, keep: int, other: int, words) -> np.ndarray:
+    """Each code kept when U < keep, else the j-th other code, j = (U - keep) // other."""
+    w = words.reshape(-1, RR_WORDS_PER_VALUE).astype(object)
+    u = (w[:, 0] << 64) | (w[:, 1] << 32) | w[:, 2]  # exact 96-bit Python integers
+    codes = np.asarray(codes, dtype=np.int64)
+    out = codes.copy()
+    moved = u >= keep
+    j = np.array([(int(v) - keep) // other for v in u[moved]], dtype=np.int64)
+    x = codes[moved]
+    out[moved] = np.where(j < x, j, j + 1)
+    return out

@@ -6,11 +6,11 @@
   the tight CKS20 conversions) and the ``Accountant`` that refuses a release that
   would overspend (synthcore/dp/accounting.py).
 
-- ``discrete_laplace``: the discrete Laplace mechanism over integer arrays
-  (synthcore/dp/mechanisms.py).
+- ``discrete_laplace`` (integer arrays) and ``randomized_response`` (category codes):
+  synthcore/dp/mechanisms.py.
 
-Not in this release yet: the discrete Gaussian, grid-safe float noise, randomized
-response, noisy max and the DP copula (docs/dp.md has the design).
+Not in this release yet: the discrete Gaussian, grid-safe float noise, noisy max and
+the DP copula (docs/dp.md has the design).
 """
 from . import accounting
 from ._generator import (
@@ -19,7 +19,8 @@ from ._generator import (
     insecure_generator_for_tests,
 )
 from .accounting import Accountant, BudgetExceededError
-from .mechanisms import DPRelease, discrete_laplace
+from .mechanisms import DPRelease, discrete_laplace, randomized_response
 
 __all__ = ["Accountant", "BudgetExceededError", "DPRelease", "InsecureTestGenerator",
-           "SecureGenerator", "accounting", "discrete_laplace", "insecure_generator_for_tests"]
+           "SecureGenerator", "accounting", "discrete_laplace", "insecure_generator_for_tests",
+           "randomized_response"]

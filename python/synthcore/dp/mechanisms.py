@@ -116,3 +116,62 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
     values = arr.astype(np.int64).reshape(-1) + noise
     return DPRelease(values.reshape(arr.shape), "discrete_laplace", epsilon, delta, float(scale),
                      sensitivity, bool(generator.insecure), receipt)
+
+
+@functools.lru_cache(maxsize=256)
+def _rr_intervals(k: int, epsilon: float):
+    return _ref.rr_intervals(k, epsilon)
+
+
+def randomized_response(codes, k: int, *, epsilon: float,
+                        generator: Optional[SecureGenerator] = None,
+                        accountant: Optional[accounting.Accountant] = None,
+                        name: str = "randomized_response",
+                        backend: Optional[str] = None) -> DPRelease:
+    """k-ary randomized response on category codes 0 .. k-1 (local DP per value).
+
+    Each code is kept with probability keep/2^96 and otherwise replaced by one of the
+    other k - 1 codes, each with probability other/2^96, where keep/other <= e^epsilon
+    exactly (the interval lengths are rounded so that the guarantee is pure
+    epsilon-DP, with no delta). The work per value is fixed.
+    """
+    if _backend.array_kind(codes) == "cupy":
+        raise _backend.BackendUnavailableError(
+            "randomized_response has no CUDA kernel yet; pass a NumPy array")
+    arr = np.asarray(codes)
+    if arr.dtype.kind not in "iu" or arr.dtype.kind == "b":
+        raise TypeError(f"codes must be an integer array of category codes, got {arr.dtype}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
+        raise ValueError(f"k must be an integer >= 2, got {k!r}")
+    k = int(k)
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= k):
+        raise ValueError(f"codes must lie in [0, {k}), got values in "
+                         f"[{int(arr.min())}, {int(arr.max())}]")
+    epsilon = _positive(epsilon, "epsilon")
+    if generator is None:
+        generator = SecureGenerator()
+    if not isinstance(generator, SecureGenerator):
+        raise TypeError("generator must be a synthcore.dp.SecureGenerator (or the insecure "
+                        "test generator)")
+    name_b = _backend.resolve(backend, arrays=(arr,))
+    keep, other = _rr_intervals(k, epsilon)
+    n = int(arr.size)
+    receipt = None
+    if accountant is not None:
+        receipt = accountant.charge(name, epsilon=epsilon, delta=0.0,
+                                    mechanism="randomized_response",
+                                    params={"k": k, "n": n,
+                                            "insecure_generator": generator.insecure})
+    first = generator._reserve(_ref.RR_WORDS_PER_VALUE * n)
+    flat = arr.astype(np.int64).reshape(-1)
+    out = np.empty(n, dtype=np.int64)
+    if n and name_b == "numpy":
+        words = _ref_words.stream_words(generator._key, generator._stream, first,
+                                        _ref.RR_WORDS_PER_VALUE * n)
+        out[...] = _ref.randomized_response(flat, k, keep, other, words)
+    elif n:
+        _backend.core_module().randomized_response(
+            generator._key, generator._stream, first, flat, out, keep >> 32, keep & 0xFFFFFFFF,
+            other >> 32, other & 0xFFFFFFFF, _backend.get_num_threads())
+    return DPRelease(out.reshape(arr.shape), "randomized_response", epsilon, 0.0, float("nan"),
+                     1.0, bool(generator.insecure), receipt)
