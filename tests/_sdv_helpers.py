@@ -1,6 +1,28 @@
 """Helpers shared by the tests that run SDV (sdv 2.x API)."""
 import warnings
 
+import numpy as np
+import pandas as pd
+
+
+def make_mixed_table(n, seed=0):
+    """Two correlated floats, an int, a 4-level categorical, a boolean, a datetime and a
+    float with 10% nulls."""
+    rng = np.random.default_rng(seed)
+    z = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.7], [0.7, 1.0]], size=n)
+    sparse = np.round(rng.gamma(2.0, 3.0, n), 1)
+    sparse[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({
+        "x1": np.round(z[:, 0] * 2.0 + 10.0, 3),
+        "x2": np.round(np.exp(z[:, 1] * 0.5) * 100.0, 2),
+        "count": rng.poisson(5, n).astype("int64"),
+        "cat": rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        "flag": rng.random(n) < 0.3,
+        "when": pd.Timestamp("2020-01-01")
+        + pd.to_timedelta(rng.integers(0, 365 * 24 * 3600, n), unit="s"),
+        "sparse": sparse,
+    })
+
 
 def fit_sdv(df, metadata, **kwargs):
     """A GaussianCopulaSynthesizer fitted on df (SDV's warnings silenced)."""

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("sdv")
 
-from _sdv_helpers import fit_sdv, sdv_sample  # noqa: E402
+from _sdv_helpers import fit_sdv, make_mixed_table, sdv_sample  # noqa: E402
 stats = pytest.importorskip("scipy.stats")
 
 from sdv.metadata import Metadata  # noqa: E402
@@ -50,20 +50,7 @@ EXPECTED_SDTYPES = {"x1": "numerical", "x2": "numerical", "count": "numerical",
 
 
 def _make_table(n=N_FIT, seed=0):
-    rng = np.random.default_rng(seed)
-    z = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.7], [0.7, 1.0]], size=n)
-    sparse = np.round(rng.gamma(2.0, 3.0, n), 1)
-    sparse[rng.random(n) < 0.1] = np.nan
-    return pd.DataFrame({
-        "x1": np.round(z[:, 0] * 2.0 + 10.0, 3),
-        "x2": np.round(np.exp(z[:, 1] * 0.5) * 100.0, 2),
-        "count": rng.poisson(5, n).astype("int64"),
-        "cat": rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]),
-        "flag": rng.random(n) < 0.3,
-        "when": pd.Timestamp("2020-01-01")
-        + pd.to_timedelta(rng.integers(0, 365 * 24 * 3600, n), unit="s"),
-        "sparse": sparse,
-    })
+    return make_mixed_table(n, seed)
 
 
 def _metadata(df):

@@ -4,6 +4,7 @@
 // FMA, as the NumPy reference), then each dim's lookup straight into the
 // caller's output buffers.
 #include "synthcore/copula.hpp"
+#include "synthcore/dispatch.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -12,11 +13,6 @@
 
 #include "synthcore/parallel.hpp"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SC_CLONES
-#endif
 
 namespace synthcore {
 namespace {

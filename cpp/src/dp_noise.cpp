@@ -3,17 +3,13 @@
 // count (lanes innermost, so the compares vectorise). Fixed work per sample: the
 // same number of words and compares whatever the data or the values drawn.
 #include "synthcore/dp_noise.hpp"
+#include "synthcore/dispatch.hpp"
 
 #include <algorithm>
 #include <vector>
 
 #include "synthcore/parallel.hpp"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SC_CLONES
-#endif
 
 namespace synthcore {
 namespace {

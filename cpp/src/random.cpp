@@ -5,6 +5,7 @@
 // cloned for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA) and baseline, picked at
 // load time by the CPU, so one portable build runs at full width everywhere.
 #include "synthcore/random.hpp"
+#include "synthcore/dispatch.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -17,12 +18,6 @@
 
 #include "synthcore/parallel.hpp"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SC_CLONES
-#endif
-#define SC_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace synthcore {
 

@@ -3,17 +3,13 @@
 // state word in a vector register (AVX-512: one register, AVX2: two) and the
 // rotations become vector shifts; the clones pick the best width at load time.
 #include "synthcore/secure_random.hpp"
+#include "synthcore/dispatch.hpp"
 
 #include <algorithm>
 
 #include "synthcore/parallel.hpp"
 #include "synthcore/rng/chacha.hpp"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SC_CLONES
-#endif
 
 namespace synthcore {
 namespace {

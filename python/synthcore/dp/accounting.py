@@ -87,6 +87,20 @@ RELATIVE_TOLERANCE = 1e-12
 # argument validation
 # ---------------------------------------------------------------------------
 
+
+def _geometric_bisection(switched, lo: float, hi: float, rel: float = 1e-13):
+    """Narrow 0 < lo < hi, where ``switched`` is False at lo and True at hi, by geometric
+    midpoints to a relative width ``rel``; returns the final (lo, hi)."""
+    while hi / lo - 1.0 > rel:
+        mid = math.sqrt(lo * hi)
+        if not (lo < mid < hi):
+            break
+        if switched(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
 def _as_float(x: Any, name: str) -> float:
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {x!r} ({type(x).__name__})")
@@ -279,14 +293,7 @@ def gaussian_sigma_analytic(sensitivity: float, epsilon: float, delta: float) ->
                     f"epsilon={epsilon!r}")
             if ok(hi):
                 break
-    while hi / lo - 1.0 > 1e-13:
-        mid = math.sqrt(lo * hi)
-        if not (lo < mid < hi):
-            break
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
+    lo, hi = _geometric_bisection(ok, lo, hi)
     sigma = math.nextafter(d * hi, _INF)
     return sigma
 
@@ -479,14 +486,7 @@ def approx_dp_to_zcdp(epsilon: float, delta: float) -> float:
         lo, hi = hi, hi * 2.0
         if not math.isfinite(hi):  # pragma: no cover
             raise ArithmeticError("approx_dp_to_zcdp: no upper bracket")
-    while hi / lo - 1.0 > 1e-13:
-        mid = math.sqrt(lo * hi)
-        if not (lo < mid < hi):
-            break
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
+    lo, hi = _geometric_bisection(lambda x: not ok(x), lo, hi)
     return lo
 
 
