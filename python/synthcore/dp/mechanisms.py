@@ -45,6 +45,16 @@ def _tables(scale: float) -> _ref.GeometricTables:
     return _ref.geometric_tables(scale)
 
 
+def _generator(generator) -> SecureGenerator:
+    """The caller's generator, or a fresh OS-keyed one."""
+    if generator is None:
+        return SecureGenerator()
+    if not isinstance(generator, SecureGenerator):
+        raise TypeError("generator must be a synthcore.dp.SecureGenerator (or the insecure "
+                        "test generator)")
+    return generator
+
+
 def _positive(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -87,11 +97,7 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
     if scale > _ref.MAX_SCALE:
         raise ValueError(f"scale {scale:g} exceeds this sampler's limit {_ref.MAX_SCALE:g} "
                          "(sensitivity / epsilon too large)")
-    if generator is None:
-        generator = SecureGenerator()
-    if not isinstance(generator, SecureGenerator):
-        raise TypeError("generator must be a synthcore.dp.SecureGenerator (or the insecure "
-                        "test generator)")
+    generator = _generator(generator)
     name_b = _backend.resolve(backend, arrays=(arr,))
     tables = _tables(float(scale))
     n = int(arr.size)
@@ -148,11 +154,7 @@ def randomized_response(codes, k: int, *, epsilon: float,
         raise ValueError(f"codes must lie in [0, {k}), got values in "
                          f"[{int(arr.min())}, {int(arr.max())}]")
     epsilon = _positive(epsilon, "epsilon")
-    if generator is None:
-        generator = SecureGenerator()
-    if not isinstance(generator, SecureGenerator):
-        raise TypeError("generator must be a synthcore.dp.SecureGenerator (or the insecure "
-                        "test generator)")
+    generator = _generator(generator)
     name_b = _backend.resolve(backend, arrays=(arr,))
     keep, other = _rr_intervals(k, epsilon)
     n = int(arr.size)
