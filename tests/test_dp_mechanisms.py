@@ -176,3 +176,19 @@ def test_rr_accounting_and_bad_input():
         dp.randomized_response(np.array([0.5]), 3, epsilon=1.0)
     with pytest.raises(ValueError, match="epsilon"):
         dp.randomized_response(np.array([0]), 3, epsilon=-1.0)
+
+
+@pytest.mark.gpu
+def test_gpu_discrete_laplace_equals_cpu():
+    import synthcore
+    if not synthcore._backend.cuda_usable():
+        pytest.skip(synthcore._backend._cuda_status()[1])
+    import cupy
+    x = np.arange(-1000, 99_003, dtype=np.int64)
+    for scale in (0.7, 50.0, 3e5):
+        cpu = dp.discrete_laplace(x, scale=scale, generator=dp.insecure_generator_for_tests(5),
+                                  backend="cpu")
+        gpu = dp.discrete_laplace(cupy.asarray(x), scale=scale,
+                                  generator=dp.insecure_generator_for_tests(5))
+        assert isinstance(gpu.values, cupy.ndarray)
+        np.testing.assert_array_equal(gpu.values.get(), cpu.values)

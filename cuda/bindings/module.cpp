@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "copula.cuh"
+#include "dp_noise.cuh"
 #include "random.cuh"
 #include "secure_random.cuh"
 
@@ -47,6 +48,9 @@ PYBIND11_MODULE(_cuda, m) {
 #undef SC_DEF_FLOAT
   m.def("secure_random_raw", &sc::secure_random_raw, py::arg("key"), py::arg("stream"),
         py::arg("offset"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
+  m.def("discrete_laplace_from_words", &sc::discrete_laplace_from_words, py::arg("words"),
+        py::arg("levels"), py::arg("t_hi"), py::arg("t_lo"), py::arg("x"), py::arg("out"),
+        py::arg("n"), py::arg("cuda_stream"));
   m.def("copula_max_dims", [] { return sc::kCopulaMaxDims; });
   auto plan_of = [](int d, py::tuple a) {
     if (a.size() != 13) throw std::invalid_argument("a device plan has 13 pointers");

@@ -76,10 +76,7 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
     ``synthcore.dp.BudgetExceededError`` and draws nothing.
     """
     kind = _backend.array_kind(x)
-    if kind == "cupy":
-        raise _backend.BackendUnavailableError(
-            "discrete_laplace has no CUDA kernel yet; pass a NumPy array")
-    arr = np.asarray(x)
+    arr = x if kind == "cupy" else np.asarray(x)
     if arr.dtype.kind not in "iu" or arr.dtype.kind == "b":
         raise TypeError(f"x must be an integer array (counts, sums of integers), got dtype "
                         f"{arr.dtype}; for floats use a grid-safe float mechanism")
@@ -110,6 +107,10 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
                                     params={"scale": scale, "sensitivity": sensitivity,
                                             "n": n, "insecure_generator": generator.insecure})
     first = generator._reserve(tables.words_per_sample * n)
+    if name_b == "cuda":
+        values = _laplace_cuda(arr, tables, generator, first, n)
+        return DPRelease(values, "discrete_laplace", epsilon, delta, float(scale), sensitivity,
+                         bool(generator.insecure), receipt)
     noise = np.empty(n, dtype=np.int64)
     if n and name_b == "numpy":
         words = _ref_words.stream_words(generator._key, generator._stream, first,
@@ -122,6 +123,22 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
     values = arr.astype(np.int64).reshape(-1) + noise
     return DPRelease(values.reshape(arr.shape), "discrete_laplace", epsilon, delta, float(scale),
                      sensitivity, bool(generator.insecure), receipt)
+
+
+def _laplace_cuda(arr, tables, generator, first, n):
+    """CuPy in, CuPy out: keystream words on the GPU, then the digit counts."""
+    import cupy
+    from ._generator import _words
+    flat = cupy.ascontiguousarray(arr.reshape(-1).astype(cupy.int64))
+    out = cupy.empty(n, dtype=cupy.int64)
+    if n:
+        words = _words(generator._key, generator._stream, first, tables.words_per_sample * n,
+                       None, "cuda", generator._device_keys)
+        t_hi, t_lo = cupy.asarray(tables.t_hi), cupy.asarray(tables.t_lo)
+        _backend.cuda_module().discrete_laplace_from_words(
+            words.data.ptr, tables.levels, t_hi.data.ptr, t_lo.data.ptr, flat.data.ptr,
+            out.data.ptr, n, cupy.cuda.get_current_stream().ptr)
+    return out.reshape(arr.shape)
 
 
 @functools.lru_cache(maxsize=256)
