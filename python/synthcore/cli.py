@@ -55,7 +55,7 @@ def _copula_demo(args) -> int:
     fit_s = time.perf_counter() - t0
     backend = args.backend or _backend.resolve(None)
     if backend == "cuda":
-        backend = "cpu"  # the copula's CUDA kernel is not there yet
+        backend = "cpu"  # the CUDA copula kernel has not been validated on a GPU yet
     t0 = time.perf_counter()
     table = model.sample(args.rows, seed=args.seed, backend=backend, output="arrow")
     sample_s = time.perf_counter() - t0
