@@ -68,9 +68,6 @@ def _fit(df, **kwargs):
     return fit_sdv(df, _metadata(df), **kwargs)
 
 
-_sdv_sample = sdv_sample
-
-
 @pytest.fixture(scope="module")
 def table():
     return _make_table()
@@ -88,7 +85,7 @@ def state(fitted):
 
 @pytest.fixture(scope="module")
 def samples(fitted, state):
-    return _sdv_sample(fitted, N_SAMPLE), sample_from_state(state, N_SAMPLE, seed=12345)
+    return sdv_sample(fitted, N_SAMPLE), sample_from_state(state, N_SAMPLE, seed=12345)
 
 
 def _assert_plain(obj, path="state"):
@@ -313,7 +310,7 @@ def test_other_marginals_and_null_column(table):
                                rtol=0, atol=1e-8)
 
     n = 4000  # SDV's KDE inverse is slow
-    theirs = _sdv_sample(synthesizer, n)
+    theirs = sdv_sample(synthesizer, n)
     ours = sample_from_state(state, n, seed=3)
     _compare(ours, theirs, state)
     assert (ours["const"] == 7.0).all()

@@ -54,9 +54,6 @@ def _fit(df, columns, **kwargs):
     return fit_sdv(df, _metadata(columns), **kwargs)
 
 
-_sdv_sample = sdv_sample
-
-
 @pytest.fixture(scope="module")
 def table():
     return _make_table()
@@ -74,7 +71,7 @@ def model(synthesizer):
 
 @pytest.fixture(scope="module")
 def theirs(synthesizer):
-    return _sdv_sample(synthesizer, N_SAMPLE)
+    return sdv_sample(synthesizer, N_SAMPLE)
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +339,7 @@ def test_other_marginals_from_column_nulls_and_constant(table):
                 state["correlation"][names.index("sparse.is_null"), names.index(m.name)],
                 abs=1e-12)
 
-    theirs = _sdv_sample(synthesizer, 10000)
+    theirs = sdv_sample(synthesizer, 10000)
     ours = model.sample(N_SAMPLE, seed=11, backend="cpu")
     _compare(ours, theirs)
     assert (ours["const"] == 7.0).all()

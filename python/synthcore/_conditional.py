@@ -23,8 +23,6 @@ partition-invariant like unconditioned ones.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import special
 
@@ -384,9 +382,3 @@ def parse_conditions(columns, conditions, n):
         return rows, per_column
     raise TypeError("conditions must be a dict {column: value or (low, high)} or a table of "
                     f"per-row values, got {type(conditions).__name__}")
-
-
-def check_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer")
-    return int(value)

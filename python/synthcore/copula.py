@@ -556,7 +556,7 @@ class GaussianCopula:
             cache = (plan, {})
             self._device_plans = cache
         if dev not in cache[1]:
-            arrays = tuple(cupy.asarray(getattr(plan, f)) for f in _PLAN_FIELDS)
+            arrays = tuple(cupy.asarray(a) for a in _plan_arrays(plan))
             cache[1][dev] = arrays
         return cache[1][dev]
 
@@ -734,21 +734,19 @@ class GaussianCopula:
         return from_sdv(synthesizer, knots=knots, cls=cls)
 
 
+def _plan_arrays(plan):
+    """The plan's arrays in the order the kernels take them (_PLAN_FIELDS)."""
+    return tuple(getattr(plan, f) for f in _PLAN_FIELDS)
+
+
 def _core_sample(plan, key, stream, row_offset, n, buffers):
-    core = _backend.core_module()
-    core.copula_sample(plan.chol, plan.dim_kind, plan.z_lo, plan.z_scale, plan.knot_offsets,
-                       plan.knots, plan.out_kind, plan.level_offsets, plan.levels_i64,
-                       plan.levels_f64, plan.null_dim, plan.round_mode, plan.round_q, buffers,
-                       key.k0, key.k1, stream,
-                       row_offset, _backend.get_num_threads())
+    _backend.core_module().copula_sample(*_plan_arrays(plan), buffers, key.k0, key.k1, stream,
+                                         row_offset, _backend.get_num_threads())
 
 
 def _core_map(plan, z, buffers):
-    core = _backend.core_module()
-    core.copula_map(plan.chol, plan.dim_kind, plan.z_lo, plan.z_scale, plan.knot_offsets,
-                    plan.knots, plan.out_kind, plan.level_offsets, plan.levels_i64,
-                    plan.levels_f64, plan.null_dim, plan.round_mode, plan.round_q, buffers,
-                    np.ascontiguousarray(z), _backend.get_num_threads())
+    _backend.core_module().copula_map(*_plan_arrays(plan), buffers, np.ascontiguousarray(z),
+                                      _backend.get_num_threads())
 
 
 def load(path) -> GaussianCopula:

@@ -714,6 +714,14 @@ class Accountant:
         return ("rho",) if self._mode == "zcdp" else ("epsilon", "delta")
 
     # -- cost normalisation -------------------------------------------------
+    def _prepare(self, name, mechanism, params, epsilon, delta, rho):
+        """Validated (name, mechanism, params, cost, requested) of a release, before locking."""
+        name = self._check_name(name)
+        mechanism = self._check_mechanism(mechanism)
+        params = _check_params(params)
+        cost, req = self._normalise(epsilon, delta, rho)
+        return name, mechanism, params, cost, req
+
     def _normalise(self, epsilon, delta, rho):
         """Validate a release's cost; return (cost in our unit, as requested)."""
         if epsilon is None and delta is None and rho is None:
@@ -787,10 +795,8 @@ class Accountant:
         Raises :class:`BudgetExceededError` — before recording anything — if the
         release would overspend, and ValueError for invalid arguments.
         """
-        name = self._check_name(name)
-        mechanism = self._check_mechanism(mechanism)
-        params = _check_params(params)
-        cost, req = self._normalise(epsilon, delta, rho)
+        name, mechanism, params, cost, req = self._prepare(name, mechanism, params, epsilon,
+                                                           delta, rho)
         with self._lock:
             if not self._fits(cost):
                 self._refuse(name, cost)
@@ -804,10 +810,8 @@ class Accountant:
 
         Raises :class:`BudgetExceededError` if it does not fit.
         """
-        name = self._check_name(name)
-        mechanism = self._check_mechanism(mechanism)
-        params = _check_params(params)
-        cost, req = self._normalise(epsilon, delta, rho)
+        name, mechanism, params, cost, req = self._prepare(name, mechanism, params, epsilon,
+                                                           delta, rho)
         with self._lock:
             if not self._fits(cost):
                 self._refuse(name, cost)
