@@ -1,6 +1,7 @@
-// CUDA discrete Laplace: one thread per value, the same base-64 digit counts as the
-// CPU kernel (cpp/src/dp_noise.cpp), on keystream words produced by
-// secure_random.cu, so the noise is the CPU's bit for bit.
+// CUDA exact integer noise and randomized response: one thread per value, the same
+// binary searches over 96-bit survival thresholds as the CPU kernel
+// (cpp/src/dp_noise.cpp), on keystream words produced by secure_random.cu, so the
+// output is the CPU's bit for bit.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -12,53 +13,108 @@ namespace synthcore::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kBase = 64;
 
-__device__ int64_t geometric(const uint32_t* w, int levels, const uint64_t* t_hi,
-                             const uint32_t* t_lo) {
-  int64_t g = 0;
-  for (int level = 0; level < levels; ++level) {
-    const uint64_t u_hi = (static_cast<uint64_t>(w[3 * level]) << 32) | w[3 * level + 1];
-    const uint32_t u_lo = w[3 * level + 2];
-    int64_t count = 0;
-    for (int k = 0; k < kBase; ++k) {  // the same 64 tests for every value
-      const uint64_t h = t_hi[kBase * level + k];
-      const uint32_t l = t_lo[kBase * level + k];
-      count += (u_hi < h) | ((u_hi == h) & (u_lo < l));
-    }
-    g += count << (6 * level);
+struct Tables {
+  int segments;
+  bool gated;
+  int64_t offset;
+  const int64_t* multipliers;
+  const int64_t* starts;
+  const int32_t* log2_lengths;
+  const uint64_t* t_hi;
+  const uint32_t* t_lo;
+};
+
+__device__ int64_t search(const uint64_t* th, const uint32_t* tl, int log2_length, uint64_t u_hi,
+                          uint32_t u_lo) {
+  int64_t pos = 0;
+  for (int64_t step = int64_t{1} << (log2_length - 1); step; step >>= 1) {
+    const int64_t idx = pos + step - 1;
+    const uint64_t h = th[idx];
+    const int64_t above = (h > u_hi) | ((h == u_hi) & (tl[idx] > u_lo));
+    pos += step & -above;
   }
-  return g;
+  return pos;
 }
 
-__global__ void laplace_kernel(const uint32_t* words, int levels, const uint64_t* t_hi,
-                               const uint32_t* t_lo, const int64_t* x, int64_t* out,
-                               uint64_t n) {
-  const uint64_t step = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-  const uint64_t per = 6 * static_cast<uint64_t>(levels);
+__global__ void noise_kernel(const uint32_t* words, Tables tb, const int64_t* x, int64_t* out,
+                             uint64_t n) {
+  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  const uint64_t per = 1 + 3 * static_cast<uint64_t>(tb.segments);
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += step) {
+       i += stride) {
     const uint32_t* w = words + per * i;
-    out[i] = x[i] + (geometric(w, levels, t_hi, t_lo) -
-                     geometric(w + 3 * levels, levels, t_hi, t_lo));
+    int64_t magnitude = tb.offset, gate = 1;
+    for (int s = 0; s < tb.segments; ++s) {
+      const uint32_t* u = w + 1 + 3 * s;
+      const int64_t c = search(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
+                               tb.log2_lengths[s], (static_cast<uint64_t>(u[0]) << 32) | u[1],
+                               u[2]);
+      if (s == 0 && tb.gated) gate = c;
+      else magnitude += tb.multipliers[s] * c;
+    }
+    const int64_t a = gate * magnitude;
+    const int64_t negative = w[0] & 1u;
+    out[i] = x[i] + ((a ^ -negative) + negative);
   }
+}
+
+__global__ void rr_kernel(const uint32_t* words, const int64_t* codes, int64_t* out, uint64_t n,
+                          uint64_t keep_hi, uint32_t keep_lo, uint64_t other_hi,
+                          uint32_t other_lo) {
+  const unsigned __int128 keep = (static_cast<unsigned __int128>(keep_hi) << 32) | keep_lo;
+  const unsigned __int128 other = (static_cast<unsigned __int128>(other_hi) << 32) | other_lo;
+  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    const uint32_t* w = words + 3 * i;
+    const unsigned __int128 u = (static_cast<unsigned __int128>(w[0]) << 64) |
+                                (static_cast<unsigned __int128>(w[1]) << 32) | w[2];
+    const int64_t x = codes[i];
+    const unsigned __int128 excess = u >= keep ? u - keep : 0;
+    const int64_t j = static_cast<int64_t>(excess / other);
+    const int64_t moved = j < x ? j : j + 1;
+    out[i] = u < keep ? x : moved;
+  }
+}
+
+unsigned grid_for(size_t n) {
+  const uint64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < (1u << 20) ? blocks : (1u << 20));
+}
+
+void check_launch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("synthcore CUDA kernel ") + what +
+                             " failed to launch: " + cudaGetErrorString(err));
 }
 
 }  // namespace
 
-void discrete_laplace_from_words(uintptr_t words, int levels, uintptr_t t_hi, uintptr_t t_lo,
-                                 uintptr_t x, uintptr_t out, size_t n, uintptr_t cuda_stream) {
+void integer_noise_from_words(uintptr_t words, int segments, bool gated, int64_t offset,
+                              uintptr_t multipliers, uintptr_t starts, uintptr_t log2_lengths,
+                              uintptr_t t_hi, uintptr_t t_lo, uintptr_t x, uintptr_t out,
+                              size_t n, uintptr_t cuda_stream) {
   if (n == 0) return;
-  const uint64_t blocks = (n + kThreads - 1) / kThreads;
-  const unsigned grid = static_cast<unsigned>(blocks < (1u << 20) ? blocks : (1u << 20));
-  laplace_kernel<<<grid, kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
-      reinterpret_cast<const uint32_t*>(words), levels, reinterpret_cast<const uint64_t*>(t_hi),
-      reinterpret_cast<const uint32_t*>(t_lo), reinterpret_cast<const int64_t*>(x),
+  const Tables tb{segments, gated, offset, reinterpret_cast<const int64_t*>(multipliers),
+                  reinterpret_cast<const int64_t*>(starts),
+                  reinterpret_cast<const int32_t*>(log2_lengths),
+                  reinterpret_cast<const uint64_t*>(t_hi), reinterpret_cast<const uint32_t*>(t_lo)};
+  noise_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+      reinterpret_cast<const uint32_t*>(words), tb, reinterpret_cast<const int64_t*>(x),
       reinterpret_cast<int64_t*>(out), n);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("synthcore CUDA kernel discrete_laplace failed to "
-                                         "launch: ") + cudaGetErrorString(err));
+  check_launch("integer_noise");
+}
+
+void randomized_response_from_words(uintptr_t words, uintptr_t codes, uintptr_t out, size_t n,
+                                    uint64_t keep_hi, uint32_t keep_lo, uint64_t other_hi,
+                                    uint32_t other_lo, uintptr_t cuda_stream) {
+  if (n == 0) return;
+  rr_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+      reinterpret_cast<const uint32_t*>(words), reinterpret_cast<const int64_t*>(codes),
+      reinterpret_cast<int64_t*>(out), n, keep_hi, keep_lo, other_hi, other_lo);
+  check_launch("randomized_response");
 }
 
 }  // namespace synthcore::cuda

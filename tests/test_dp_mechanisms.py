@@ -1,4 +1,5 @@
-"""The discrete Laplace mechanism: exact PMF, backends, privacy loss, accounting, bad input."""
+"""The discrete Laplace mechanism and randomized response: exact PMF, known-answer tables,
+backends, privacy loss, accounting, bad input."""
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ from scipy import stats
 from synthcore import dp
 from synthcore._reference import dp_noise
 
-SCALES = [0.5, 3.7, 50.0, 2000.0, 3e5]
+SCALES = [0.5, 3.7, 50.0, 2000.0, 3e5]   # one table (<= ~940), then gate + base-4096 digits
 
 
 def _pmf(z, scale):
@@ -91,16 +92,50 @@ def test_cost_and_scale_reported():
     assert rel.epsilon >= 0.25 and not rel.insecure_generator
 
 
-def test_tables_are_monotone_and_their_error_bound_is_tiny():
-    for scale in (0.2, 1.0, 123.0, 5e5, 1e9):
-        tb = dp_noise.geometric_tables(scale)
-        full = tb.t_hi.astype(object) * 2**32 + tb.t_lo.astype(object)
-        for level in range(tb.levels):
-            t = full[64 * level:64 * (level + 1)]
-            assert all(t[i] >= t[i + 1] for i in range(63)) and t[0] < 2**96
-        assert tb.tv_per_geometric < 2**-80
-    assert dp_noise.geometric_tables(0.2).levels == 1
-    assert dp_noise.geometric_tables(100.0).levels == 3
+@pytest.mark.parametrize("scale", [0.2, 1.0, 123.0, 5e5, 1e9, 2.0**40])
+def test_laplace_tables_are_exact_known_answers(scale):
+    """Every threshold is floor(P 2^96) of the exact survival, recomputed here directly
+    with mpmath (independent of the fixed-point recurrence in the reference)."""
+    import mpmath
+    mpmath.mp.prec = 400
+    tb = dp_noise.laplace_tables(scale)
+    assert tb.tv_bound < 2**-70
+    q = mpmath.exp(-1 / mpmath.mpf(scale))
+    full = [(int(h) << 32) | int(l) for h, l in zip(tb.t_hi, tb.t_lo)]
+    for s in range(tb.segments):
+        seg = full[int(tb.starts[s]):int(tb.starts[s]) + (1 << int(tb.log2_lengths[s]))]
+        nz = [v for v in seg if v]
+        assert all(a >= b for a, b in zip(nz, nz[1:])) and seg[len(nz):] == [0] * (len(seg) - len(nz))
+        assert len(nz) < len(seg)          # padding: the search never runs off the end
+    def floor96(p):
+        return int(mpmath.floor(p * mpmath.mpf(2) ** 96))
+    if not tb.gated:   # one table over |Z|: P(|Z| >= k) = 2 q^k / (1 + q)
+        for k in (1, 2, 7, len([v for v in full if v])):
+            assert abs(full[k - 1] - floor96(2 * q ** k / (1 + q))) <= 1
+    else:
+        assert abs(full[0] - floor96(2 * q / (1 + q))) <= 1
+        r = q  # level 0 digit, truncated to [0, 4096)
+        start = int(tb.starts[1])
+        for k in (1, 2, 100, 4095):
+            exact = (r ** k - r ** 4096) / (1 - r ** 4096)
+            if exact * mpmath.mpf(2) ** 96 >= 1:
+                assert abs(full[start + k - 1] - floor96(exact)) <= 1
+
+
+@pytest.mark.parametrize("sigma", [0.3, 2.5, 40.0, 1000.0])
+def test_gaussian_tables_are_exact_known_answers(sigma):
+    import mpmath
+    mpmath.mp.prec = 400
+    tb = dp_noise.gaussian_tables(sigma)
+    full = [(int(h) << 32) | int(l) for h, l in zip(tb.t_hi, tb.t_lo)]
+    s2 = 2 * mpmath.mpf(sigma) ** 2
+    zmax = int(14 * sigma) + 10
+    terms = [mpmath.exp(-mpmath.mpf(z) ** 2 / s2) for z in range(zmax + 1)]
+    total = terms[0] + 2 * mpmath.fsum(terms[1:])
+    for k in sorted({1, 2, max(1, int(sigma)), int(3 * sigma) + 1, int(8 * sigma) + 1}):
+        exact = 2 * mpmath.fsum(terms[k:]) / total
+        assert abs(full[k - 1] - int(mpmath.floor(exact * mpmath.mpf(2) ** 96))) <= 1
+    assert tb.tv_bound < 2**-75
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -110,7 +145,7 @@ def test_tables_are_monotone_and_their_error_bound_is_tiny():
     (dict(x=np.zeros(3, np.int64), epsilon=0.0), ValueError, "epsilon must be positive"),
     (dict(x=np.zeros(3, np.int64), epsilon=float("nan")), ValueError, "epsilon"),
     (dict(x=np.zeros(3, np.int64), epsilon=1.0, sensitivity=-1), ValueError, "sensitivity"),
-    (dict(x=np.zeros(3, np.int64), scale=1e14), ValueError, "exceeds this sampler's limit"),
+    (dict(x=np.zeros(3, np.int64), scale=1e17), ValueError, "exceeds this sampler's limit"),
     (dict(x=np.array([2**63 - 1]), epsilon=1.0), ValueError, "overflow"),
     (dict(x=np.zeros(3, np.int64), epsilon=1.0, generator=np.random.default_rng()),
      TypeError, "SecureGenerator"),

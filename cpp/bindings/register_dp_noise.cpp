@@ -14,24 +14,40 @@ namespace synthcore::bindings {
 void register_dp_noise(py::module_& m) {
   using U64 = py::array_t<uint64_t, py::array::c_style>;
   using U32 = py::array_t<uint32_t, py::array::c_style>;
-  m.def("discrete_laplace_noise",
-        [](U32 key, uint64_t stream, uint64_t word_offset, int levels, U64 t_hi, U32 t_lo,
+  m.def("integer_noise",
+        [](U32 key, uint64_t stream, uint64_t word_offset, bool gated, int64_t offset,
+           py::array_t<int64_t, py::array::c_style> multipliers,
+           py::array_t<int64_t, py::array::c_style> starts,
+           py::array_t<int32_t, py::array::c_style> log2_lengths, U64 t_hi, U32 t_lo,
+           py::array_t<int64_t, py::array::c_style> x,
            py::array_t<int64_t, py::array::c_style> out, int num_threads) {
           if (key.size() != 8) throw std::invalid_argument("a ChaCha20 key is 8 uint32 words");
-          if (levels < 1 || levels > 8 || t_hi.size() != levels * kGeometricBase ||
+          const py::ssize_t segments = multipliers.size();
+          if (segments < 1 || starts.size() != segments || log2_lengths.size() != segments ||
               t_lo.size() != t_hi.size())
-            throw std::invalid_argument("inconsistent geometric tables");
-          if (!out.writeable()) throw std::invalid_argument("out is read-only");
+            throw std::invalid_argument("inconsistent noise tables");
+          for (py::ssize_t s = 0; s < segments; ++s) {
+            const int32_t lg = log2_lengths.data()[s];
+            if (lg < 1 || lg > 30 || starts.data()[s] < 0 ||
+                starts.data()[s] + (int64_t{1} << lg) > t_hi.size())
+              throw std::invalid_argument("noise table segment out of range");
+          }
+          if (!out.writeable() || out.size() != x.size())
+            throw std::invalid_argument("out must be writable and match x");
           ChachaKey k{};
           for (int i = 0; i < 8; ++i) k.words[i] = key.data()[i];
-          const GeometricTables tb{levels, t_hi.data(), t_lo.data()};
+          const NoiseTables tb{static_cast<int>(segments), gated, offset, multipliers.data(),
+                               starts.data(), log2_lengths.data(), t_hi.data(), t_lo.data()};
+          const int64_t* xs = x.data();
           int64_t* o = out.mutable_data();
           const size_t n = static_cast<size_t>(out.size());
           py::gil_scoped_release release;
-          discrete_laplace_noise(k, stream, word_offset, tb, o, n, num_threads);
+          integer_noise(k, stream, word_offset, tb, xs, o, n, num_threads);
         },
         py::arg("key").noconvert(), py::arg("stream"), py::arg("word_offset"),
-        py::arg("levels"), py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(),
+        py::arg("gated"), py::arg("offset"), py::arg("multipliers").noconvert(),
+        py::arg("starts").noconvert(), py::arg("log2_lengths").noconvert(),
+        py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(), py::arg("x").noconvert(),
         py::arg("out").noconvert(), py::arg("num_threads"));
   m.def("randomized_response",
         [](U32 key, uint64_t stream, uint64_t word_offset,

@@ -1,7 +1,8 @@
-// CPU discrete Laplace noise (synthcore/dp_noise.hpp). Per chunk of samples: the
-// ChaCha20 words, then for 16 samples side by side each level's 64-way threshold
-// count (lanes innermost, so the compares vectorise). Fixed work per sample: the
-// same number of words and compares whatever the data or the values drawn.
+// CPU exact integer noise (synthcore/dp_noise.hpp). Per chunk of values: the ChaCha20
+// words, then for 16 values side by side each segment's binary search over its 96-bit
+// survival thresholds. Fixed work per value: the same words, steps and loads whatever
+// the data or the values drawn (which table entries are loaded does depend on the
+// noise; batching many values per call is what hides that from a timing observer).
 #include "synthcore/dp_noise.hpp"
 #include "synthcore/dispatch.hpp"
 
@@ -14,66 +15,71 @@
 namespace synthcore {
 namespace {
 
-constexpr size_t kSamples = 256;  // per chunk
-constexpr size_t kLanes = 16;
+constexpr size_t kValues = 256;  // per chunk of keystream
+constexpr size_t kLanes = 16;    // values searched side by side
+
+// One segment's branch-free binary search for kLanes uniforms: the same steps and
+// loads for every value; lanes interleave so the table loads overlap.
+SC_ALWAYS_INLINE void search_segment(const uint64_t* th, const uint32_t* tl, int log2_length,
+                                     const uint64_t* u_hi, const uint32_t* u_lo,
+                                     int64_t* pos) {
+  uint64_t p[kLanes] = {};
+  for (uint64_t step = uint64_t{1} << (log2_length - 1); step; step >>= 1) {
+    for (size_t l = 0; l < kLanes; ++l) {
+      const uint64_t idx = p[l] + step - 1;
+      const uint64_t h = th[idx];
+      const uint64_t above = (h > u_hi[l]) | ((h == u_hi[l]) & (tl[idx] > u_lo[l]));
+      p[l] += step & (0 - above);
+    }
+  }
+  for (size_t l = 0; l < kLanes; ++l) pos[l] = static_cast<int64_t>(p[l]);
+}
 
 SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
-                           const GeometricTables& tb, int64_t* out, size_t first, size_t n) {
-  const size_t words_per_sample = 6 * static_cast<size_t>(tb.levels);
-  std::vector<uint32_t> words(kSamples * words_per_sample);
-  for (size_t c = 0; c < n; c += kSamples) {
-    const size_t m = std::min(kSamples, n - c);
-    secure_random_fill(key, stream, word_offset + (first + c) * words_per_sample, words.data(),
-                       m * words_per_sample);
-    for (size_t s0 = 0; s0 < m; s0 += kLanes) {
-      const size_t lanes = std::min(kLanes, m - s0);
-      int64_t g[2][kLanes] = {};
-      for (int which = 0; which < 2; ++which) {
-        for (int level = 0; level < tb.levels; ++level) {
-          uint64_t u_hi[kLanes] = {};
-          uint32_t u_lo[kLanes] = {};
-          for (size_t l = 0; l < lanes; ++l) {
-            const uint32_t* w = words.data() + (s0 + l) * words_per_sample +
-                                3 * (static_cast<size_t>(which) * tb.levels + level);
-            u_hi[l] = (static_cast<uint64_t>(w[0]) << 32) | w[1];
-            u_lo[l] = w[2];
-          }
-          // Count on the high 64 bits; a lane whose high bits equal a threshold's
-          // (probability < 2^-58) is recounted with all 96 bits. That recount is the
-          // only place where the work depends on a value drawn.
-          int64_t count[kLanes] = {};
-          uint64_t tie[kLanes] = {};
-          const uint64_t* th = tb.t_hi + kGeometricBase * level;
-          const uint32_t* tl = tb.t_lo + kGeometricBase * level;
-          for (int k = 0; k < kGeometricBase; ++k) {
-            const uint64_t h = th[k];
-            for (size_t l = 0; l < kLanes; ++l) {
-              count[l] += u_hi[l] < h;
-              tie[l] |= u_hi[l] == h;
-            }
-          }
-          for (size_t l = 0; l < kLanes; ++l) {
-            if (tie[l]) {
-              count[l] = 0;
-              for (int k = 0; k < kGeometricBase; ++k)
-                count[l] += (u_hi[l] < th[k]) | ((u_hi[l] == th[k]) & (u_lo[l] < tl[k]));
-            }
-            g[which][l] += count[l] << (6 * level);
-          }
+                           const NoiseTables& tb, const int64_t* x, int64_t* out, size_t first,
+                           size_t n) {
+  const size_t per = 1 + 3 * static_cast<size_t>(tb.segments);
+  std::vector<uint32_t> words(kValues * per);
+  for (size_t c = 0; c < n; c += kValues) {
+    const size_t m = std::min(kValues, n - c);
+    secure_random_fill(key, stream, word_offset + (first + c) * per, words.data(), m * per);
+    for (size_t v0 = 0; v0 < m; v0 += kLanes) {
+      const size_t lanes = std::min(kLanes, m - v0);
+      int64_t magnitude[kLanes], gate[kLanes], count[kLanes];
+      for (size_t l = 0; l < kLanes; ++l) { magnitude[l] = tb.offset; gate[l] = 1; }
+      for (int s = 0; s < tb.segments; ++s) {
+        uint64_t u_hi[kLanes] = {};
+        uint32_t u_lo[kLanes] = {};
+        for (size_t l = 0; l < lanes; ++l) {
+          const uint32_t* w = words.data() + (v0 + l) * per + 1 + 3 * s;
+          u_hi[l] = (static_cast<uint64_t>(w[0]) << 32) | w[1];
+          u_lo[l] = w[2];
+        }
+        search_segment(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s], tb.log2_lengths[s],
+                       u_hi, u_lo, count);
+        if (s == 0 && tb.gated) {
+          for (size_t l = 0; l < kLanes; ++l) gate[l] = count[l];
+        } else {
+          const int64_t mult = tb.multipliers[s];
+          for (size_t l = 0; l < kLanes; ++l) magnitude[l] += mult * count[l];
         }
       }
-      for (size_t l = 0; l < lanes; ++l) out[c + s0 + l] = g[0][l] - g[1][l];
+      for (size_t l = 0; l < lanes; ++l) {
+        const int64_t a = gate[l] * magnitude[l];
+        const int64_t negative = words[(v0 + l) * per] & 1u;
+        out[c + v0 + l] = x[c + v0 + l] + ((a ^ -negative) + negative);  // branch-free sign
+      }
     }
   }
 }
 
 }  // namespace
 
-void discrete_laplace_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
-                            const GeometricTables& tables, int64_t* out, size_t n,
-                            int num_threads) {
+void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
+                   const NoiseTables& tables, const int64_t* x, int64_t* out, size_t n,
+                   int num_threads) {
   parallel_for(n, num_threads, 1 << 14, [&](size_t b, size_t e) {
-    noise_range(key, stream, word_offset, tables, out + b, b, e - b);
+    noise_range(key, stream, word_offset, tables, x + b, out + b, b, e - b);
   });
 }
 

@@ -48,9 +48,13 @@ PYBIND11_MODULE(_cuda, m) {
 #undef SC_DEF_FLOAT
   m.def("secure_random_raw", &sc::secure_random_raw, py::arg("key"), py::arg("stream"),
         py::arg("offset"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
-  m.def("discrete_laplace_from_words", &sc::discrete_laplace_from_words, py::arg("words"),
-        py::arg("levels"), py::arg("t_hi"), py::arg("t_lo"), py::arg("x"), py::arg("out"),
-        py::arg("n"), py::arg("cuda_stream"));
+  m.def("integer_noise_from_words", &sc::integer_noise_from_words, py::arg("words"),
+        py::arg("segments"), py::arg("gated"), py::arg("offset"), py::arg("multipliers"),
+        py::arg("starts"), py::arg("log2_lengths"), py::arg("t_hi"), py::arg("t_lo"),
+        py::arg("x"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
+  m.def("randomized_response_from_words", &sc::randomized_response_from_words,
+        py::arg("words"), py::arg("codes"), py::arg("out"), py::arg("n"), py::arg("keep_hi"),
+        py::arg("keep_lo"), py::arg("other_hi"), py::arg("other_lo"), py::arg("cuda_stream"));
   m.def("copula_max_dims", [] { return sc::kCopulaMaxDims; });
   auto plan_of = [](int d, py::tuple a) {
     if (a.size() != 13) throw std::invalid_argument("a device plan has 13 pointers");

@@ -1,15 +1,34 @@
-"""Discrete Laplace noise from ChaCha20 words, in NumPy (mirrors cpp/src/dp_noise.cpp).
+"""Exact integer DP noise from ChaCha20 words, in NumPy (mirrors cpp/src/dp_noise.cpp).
 
-Z = G1 - G2 with G1, G2 independent geometrics, P(G = g) = (1 - q) q^g, q = e^(-1/t):
-exactly the discrete Laplace distribution P(Z = z) ∝ q^|z|, with no rejection.
+Every sampler here is an inverse-CDF search: a 96-bit uniform U (three keystream
+words, U = w0 2^64 + w1 2^32 + w2) is compared against a table of decreasing 96-bit
+*survival thresholds* T_k = floor(P(X >= k) 2^96), k = 1 .. len, and X = #{k : U < T_k}.
+P(X >= k) is then T_k / 2^96, within 2^-96 of the exact value, so one search is within
+total variation len * 2^-96 of the exact distribution. The thresholds are computed in
+exact fixed-point integer arithmetic (Python ints, 256 fractional bits), never in floats.
+The search is a branch-free binary search over the table padded with zeros to a power
+of two: log2(padded length) steps for every value, whatever U is.
 
-A geometric is written in base 64, G = sum_l d_l 64^l: by memorylessness the digits
-are independent, digit l a geometric of ratio q^(64^l) truncated to [0, 64) (the last
-digit's own tail beyond 64 has mass <= 2^-100 and is dropped). Each digit is read
-from one 96-bit uniform U against 64 decreasing thresholds floor(P(d >= k) 2^96)
-(zero-padded: U < 0 never counts), so every level is the same fixed 64-way count.
-With L levels a sample reads 6 L words: geometric 1's levels, then geometric 2's,
-three words per uniform, U = w0 2^64 + w1 2^32 + w2.
+A noise value is built from *segments* (one search each) and one sign word:
+
+    word 0            sign (bit 0)
+    words 1 + 3 s ..  the uniform of segment s
+    |Z| = gate * (offset + sum_s multiplier_s * X_s)      (gate = X_0 when gated, else 1)
+    Z   = -|Z| if the sign bit is set, else |Z|
+
+* Discrete Laplace, P(Z = z) ∝ q^|z|, q = exp(-1/t). Scales up to ~940: one segment,
+  the survival of |Z|, P(|Z| >= k) = 2 q^k / (1 + q), cut below 2^-100. Larger scales:
+  a gate segment decides Z != 0
+  (P = 2q / (1 + q)); then |Z| - 1 is geometric with ratio q, written in base M = 2^12
+  with independent digits (memorylessness): digit l is a geometric of ratio q^(M^l)
+  truncated to [0, M), the top digit untruncated but cut where its survival falls
+  below 2^-100 (a tail of mass <= 2^-100, dropped).
+* Discrete Gaussian, P(Z = z) ∝ exp(-z^2 / (2 sigma^2)) (Canonne-Kamath-Steinke): one
+  segment, the survival of |Z| (P(|Z| >= k) = 2 sum_{z >= k} p_z / S), cut at the k
+  where it falls below 2^-100.
+
+Each table's total-variation bound (entries * 2^-96 plus the dropped tails) is returned
+with it; mechanisms.py charges it as delta.
 """
 from __future__ import annotations
 
@@ -18,85 +37,192 @@ from dataclasses import dataclass
 import numpy as np
 
 UNIFORM_BITS = 96
-TRUNCATION_BITS = 100  # the last level's tail mass is <= 2^-100
-BASE = 64              # thresholds per level (a power of two: digits are bit fields)
-LOG2_BASE = 6
-MAX_LEVELS = 8
-MAX_SCALE = float(BASE ** MAX_LEVELS) / (TRUNCATION_BITS * 0.6931471805599453)
+TAIL_BITS = 100        # tails of mass <= 2^-100 are cut
+DIGIT_BITS = 12        # discrete Laplace digits are base 2^12
+FRACTION_BITS = 256    # fixed-point precision of the threshold computation
+MAX_LAPLACE_SCALE = 2.0 ** 52
+MAX_GAUSSIAN_SIGMA = 1.0e5
+MAX_TABLE_ENTRIES = 1 << 21
+SINGLE_TABLE_ENTRIES = 1 << 16   # discrete Laplace scales up to ~940 use one table over |Z|
 
 
 @dataclass(frozen=True)
-class GeometricTables:
-    scale: float
-    levels: int
-    t_hi: np.ndarray         # uint64 [levels * 64]: bits 95..32 of the thresholds
-    t_lo: np.ndarray         # uint32 [levels * 64]: bits 31..0
-    tv_per_geometric: float  # total-variation bound of one geometric draw
+class NoiseTables:
+    """Survival-threshold tables of one sampler (see the module docstring)."""
+    kind: str                  # "discrete_laplace" or "discrete_gaussian"
+    scale: float               # t for the Laplace, sigma for the Gaussian
+    gated: bool                # segment 0 is a 0/1 gate
+    offset: int
+    multipliers: np.ndarray    # int64 [segments]
+    starts: np.ndarray         # int64 [segments]: start of each segment in t_hi / t_lo
+    log2_lengths: np.ndarray   # int32 [segments]: padded length 2^log2 (>= entries + 1)
+    t_hi: np.ndarray           # uint64: bits 95..32 of the thresholds (zero padded)
+    t_lo: np.ndarray           # uint32: bits 31..0
+    tv_bound: float            # total variation from the exact distribution, per value
 
     @property
-    def words_per_sample(self) -> int:
-        return 6 * self.levels
+    def segments(self) -> int:
+        return int(self.multipliers.size)
+
+    @property
+    def words_per_value(self) -> int:
+        return 1 + 3 * self.segments
 
 
-def geometric_tables(scale: float) -> GeometricTables:
-    """Thresholds for P(G = g) = (1 - q) q^g, q = exp(-1/scale), computed with mpmath."""
+def _fixed(x) -> int:
+    """floor(x 2^FRACTION_BITS) for an mpmath number x in [0, 1]."""
     import mpmath
-    mpmath.mp.prec = 256
-    t = mpmath.mpf(float(scale))  # the float scale, exactly
-    need = TRUNCATION_BITS * mpmath.log(2) * t  # 64^L >= 69.3 t: tail mass <= 2^-100
-    levels = 1
-    while mpmath.mpf(BASE) ** levels < need:
-        levels += 1
-    if levels > MAX_LEVELS:
-        raise ValueError(f"scale {scale} is larger than the discrete Laplace sampler supports "
-                         f"({MAX_SCALE:g})")
-    two96 = mpmath.mpf(2) ** UNIFORM_BITS
-    q = mpmath.exp(-1 / t)
+    return int(mpmath.floor(x * mpmath.mpf(2) ** FRACTION_BITS))
+
+
+def _pack(survivals, one: int):
+    """96-bit thresholds floor(s 2^96) of fixed-point survivals s / one, cut at the first 0,
+    padded to a power of two >= entries + 1. Returns (hi, lo, log2 length, entries)."""
     values = []
+    for s in survivals:
+        v = (s << UNIFORM_BITS) // one
+        if v == 0:
+            break
+        values.append(min(v, (1 << UNIFORM_BITS) - 1))
+    entries = len(values)
+    log2 = max(1, (entries + 1 - 1).bit_length())
+    padded = values + [0] * ((1 << log2) - entries)
+    hi = np.array([v >> 32 for v in padded], dtype=np.uint64)
+    lo = np.array([v & 0xFFFFFFFF for v in padded], dtype=np.uint32)
+    return hi, lo, log2, entries
+
+
+def _assemble(kind, scale, gated, offset, parts, tv):
+    multipliers = np.array([m for m, *_ in parts], dtype=np.int64)
+    lengths = [1 << log2 for _, _, _, log2 in parts]
+    starts = np.cumsum([0] + lengths[:-1]).astype(np.int64)
+    t_hi = np.concatenate([hi for _, hi, _, _ in parts])
+    t_lo = np.concatenate([lo for _, _, lo, _ in parts])
+    log2s = np.array([log2 for *_, log2 in parts], dtype=np.int32)
+    return NoiseTables(kind, float(scale), gated, int(offset), multipliers, starts, log2s,
+                       t_hi, t_lo, float(tv))
+
+
+def laplace_tables(scale: float) -> NoiseTables:
+    """Tables for P(Z = z) ∝ exp(-|z| / scale), computed exactly from the float ``scale``."""
+    import mpmath
+    scale = float(scale)
+    if not (0 < scale <= MAX_LAPLACE_SCALE):
+        raise ValueError(f"discrete Laplace scale must be in (0, {MAX_LAPLACE_SCALE:g}], "
+                         f"got {scale}")
+    mpmath.mp.prec = FRACTION_BITS + 64
+    one = 1 << FRACTION_BITS
+    t = mpmath.mpf(scale)
+    q = mpmath.exp(-1 / t)
+    need = TAIL_BITS * mpmath.log(2) * t   # entries until the survival is <= 2^-100
+    if need + 2 <= SINGLE_TABLE_ENTRIES:
+        # small scales: one table over |Z|, P(|Z| >= k) = 2 q^k / (1 + q) for k >= 1
+        head = 2 * q / (1 + q)
+        step = _fixed(q)
+        survival, survivals = _fixed(head), []
+        for _ in range(int(need) + 2):
+            survivals.append(survival)
+            survival = survival * step >> FRACTION_BITS
+        hi, lo, log2, entries = _pack(survivals, one)
+        tv = entries * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+        return _assemble("discrete_laplace", scale, False, 0, [(1, hi, lo, log2)], tv)
+    gate_hi, gate_lo, gate_log2, _ = _pack([_fixed(2 * q / (1 + q))], one)
+    parts = [(1, gate_hi, gate_lo, gate_log2)]
+    base = 1 << DIGIT_BITS
+    levels = 1   # base^L >= need: the top digit's tail <= 2^-100
+    while mpmath.mpf(base) ** levels < need:
+        levels += 1
+    entries_total = 1
     for level in range(levels):
-        r = q ** (BASE ** level)
-        powers = [mpmath.mpf(1)]
-        for _ in range(BASE):
-            powers.append(powers[-1] * r)
-        last = level == levels - 1
-        r_top = mpmath.mpf(0) if last else powers[BASE]  # the last level is not renormalised
-        for k in range(1, BASE + 1):
-            if k < BASE:
-                p = (powers[k] - r_top) / (1 - r_top)
-                values.append(int(mpmath.floor(p * two96)))
-            else:
-                values.append(0)  # pad: 64 entries per level, U < 0 never counts
-    hi = np.array([v >> 32 for v in values], dtype=np.uint64)
-    lo = np.array([v & 0xFFFFFFFF for v in values], dtype=np.uint32)
-    tv = float(levels * (BASE - 1) * 2.0 ** -UNIFORM_BITS + 2.0 ** -TRUNCATION_BITS)
-    return GeometricTables(float(scale), levels, hi, lo, tv)
+        ratio = _fixed(mpmath.exp(-mpmath.mpf(base) ** level / t))
+        top = level == levels - 1
+        powers = [one]
+        for _ in range(base):
+            powers.append(powers[-1] * ratio >> FRACTION_BITS)
+        if top:
+            survivals = powers[1:base + 1]
+        else:  # truncated to [0, base): P(D >= k) = (r^k - r^base) / (1 - r^base)
+            r_top = powers[base]
+            survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:base]]
+        hi, lo, log2, entries = _pack(survivals, one)
+        entries_total += entries
+        parts.append((base ** level, hi, lo, log2))
+    tv = entries_total * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+    return _assemble("discrete_laplace", scale, True, 1, parts, tv)
 
 
-def _count_below(u_hi, u_lo, t_hi, t_lo):
-    """The number of thresholds T_k with U < T_k (96-bit comparisons)."""
-    count = np.zeros(u_hi.shape, dtype=np.int64)
-    for th, tl in zip(t_hi.tolist(), t_lo.tolist()):
-        th, tl = np.uint64(th), np.uint32(tl)
-        count += (u_hi < th) | ((u_hi == th) & (u_lo < tl))
-    return count
+def gaussian_tables(sigma: float) -> NoiseTables:
+    """Tables for P(Z = z) ∝ exp(-z^2 / (2 sigma^2)), computed exactly from the float sigma.
+
+    p_z = exp(-z^2 / (2 sigma^2)) by the recurrence p_{z+1} = p_z a_z, a_z =
+    exp(-(2z + 1) / (2 sigma^2)), a_{z+1} = a_z exp(-1 / sigma^2), in 256-bit fixed point
+    (the accumulated rounding, < entries * 2^-250, is far below the 2^-96 resolution).
+    """
+    import mpmath
+    sigma = float(sigma)
+    if not (0 < sigma <= MAX_GAUSSIAN_SIGMA):
+        raise ValueError(f"discrete Gaussian sigma must be in (0, {MAX_GAUSSIAN_SIGMA:g}], "
+                         f"got {sigma}")
+    mpmath.mp.prec = FRACTION_BITS + 64
+    one = 1 << FRACTION_BITS
+    s2 = mpmath.mpf(sigma) ** 2
+    # beyond z_max = sigma sqrt(2 (TAIL_BITS + 8) ln 2) the one-sided tail is < 2^-100 of S
+    z_max = int(mpmath.ceil(mpmath.sqrt(2 * (TAIL_BITS + 8) * mpmath.log(2)) * sigma)) + 2
+    if z_max > MAX_TABLE_ENTRIES:
+        raise ValueError(f"sigma {sigma:g} needs a table of {z_max} entries")
+    a = _fixed(mpmath.exp(-1 / (2 * s2)))
+    r = _fixed(mpmath.exp(-1 / s2))
+    p = [one]
+    for _ in range(z_max):
+        p.append(p[-1] * a >> FRACTION_BITS)
+        a = a * r >> FRACTION_BITS
+    # suffix sums: tail[k] = sum_{z >= k} p_z
+    tail = [0] * (len(p) + 1)
+    acc = 0
+    for z in range(len(p) - 1, -1, -1):
+        acc += p[z]
+        tail[z] = acc
+    total = 2 * tail[0] - p[0]             # S = p_0 + 2 sum_{z >= 1} p_z (up to the cut)
+    survivals = [2 * tail[k] for k in range(1, len(p))]
+    hi, lo, log2, entries = _pack(survivals, total)
+    # the cut tail beyond z_max is < 2^-100; the table's floors cost entries * 2^-96
+    tv = entries * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+    return _assemble("discrete_gaussian", sigma, False, 0, [(1, hi, lo, log2)], tv)
 
 
-def geometric(tables: GeometricTables, words, first_word) -> np.ndarray:
-    """One geometric per sample from words [first_word, first_word + 3 L) of each sample."""
-    w = words.reshape(-1, tables.words_per_sample).astype(np.uint64)
-    g = np.zeros(w.shape[0], dtype=np.int64)
-    for level in range(tables.levels):
-        c = first_word + 3 * level
+def survival_search(u_hi, u_lo, t_hi, t_lo, log2_length: int) -> np.ndarray:
+    """#{k : U < T_k} for decreasing, zero-padded thresholds: branch-free binary search."""
+    pos = np.zeros(u_hi.shape, dtype=np.int64)
+    step = 1 << (log2_length - 1)
+    while step:
+        idx = pos + (step - 1)
+        th = t_hi[idx]
+        above = (th > u_hi) | ((th == u_hi) & (t_lo[idx] > u_lo))
+        pos += np.int64(step) * above
+        step >>= 1
+    return pos
+
+
+def noise(tables: NoiseTables, words) -> np.ndarray:
+    """int64 noise, one value per ``tables.words_per_value`` words."""
+    w = np.asarray(words, dtype=np.uint32).reshape(-1, tables.words_per_value).astype(np.uint64)
+    magnitude = np.full(w.shape[0], tables.offset, dtype=np.int64)
+    gate = np.ones(w.shape[0], dtype=np.int64)
+    for s in range(tables.segments):
+        c = 1 + 3 * s
         u_hi = (w[:, c] << np.uint64(32)) | w[:, c + 1]
         u_lo = w[:, c + 2].astype(np.uint32)
-        sl = slice(BASE * level, BASE * (level + 1))
-        g += _count_below(u_hi, u_lo, tables.t_hi[sl], tables.t_lo[sl]) << (LOG2_BASE * level)
-    return g
-
-
-def discrete_laplace_noise(tables: GeometricTables, words) -> np.ndarray:
-    """int64 noise, one sample per 6 L words."""
-    return geometric(tables, words, 0) - geometric(tables, words, 3 * tables.levels)
+        start = int(tables.starts[s])
+        log2 = int(tables.log2_lengths[s])
+        seg = slice(start, start + (1 << log2))
+        x = survival_search(u_hi, u_lo, tables.t_hi[seg], tables.t_lo[seg], log2)
+        if s == 0 and tables.gated:
+            gate = x
+        else:
+            magnitude += tables.multipliers[s] * x
+    magnitude *= gate
+    negative = (w[:, 0] & np.uint64(1)).astype(bool)
+    return np.where(negative, -magnitude, magnitude)
 
 
 # ---- k-ary randomized response -----------------------------------------------------------
@@ -129,3 +255,78 @@ def randomized_response(codes, k: int, keep: int, other: int, words) -> np.ndarr
     x = codes[moved]
     out[moved] = np.where(j < x, j, j + 1)
     return out
+
+
+# ---- permute-and-flip (report noisy max) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class FlipTables:
+    """Coins Bernoulli(exp(-lam d)) for integer gaps d = max - score in [0, max_gap]:
+    exp(-lam d) = prod_l exp(-lam d_l 2^(12 l)) over the base-2^12 digits d_l of d, so the
+    coin is the AND of one independent coin per digit, each a 96-bit uniform against
+    floor(exp(-lam d_l 2^(12 l)) 2^96) (capped at 2^96 - 1)."""
+    lam: float
+    max_gap: int
+    levels: int
+    t_hi: np.ndarray   # uint64 [levels * 4096]
+    t_lo: np.ndarray   # uint32 [levels * 4096]
+    tv_per_coin: float
+
+    @property
+    def words_per_candidate(self) -> int:
+        return 3 + 3 * self.levels   # a 96-bit priority, then one uniform per level
+
+
+def flip_tables(lam: float, max_gap: int) -> FlipTables:
+    import mpmath
+    mpmath.mp.prec = FRACTION_BITS + 64
+    base = 1 << DIGIT_BITS
+    levels = 1
+    while base ** levels <= max_gap:
+        levels += 1
+    l = mpmath.mpf(float(lam))
+    cap = (1 << UNIFORM_BITS) - 1
+    values = []
+    for level in range(levels):
+        step = _fixed(mpmath.exp(-l * base ** level))
+        one = 1 << FRACTION_BITS
+        p = one
+        for _ in range(base):
+            values.append(min(cap, p >> (FRACTION_BITS - UNIFORM_BITS)))
+            p = p * step >> FRACTION_BITS
+    hi = np.array([v >> 32 for v in values], dtype=np.uint64)
+    lo = np.array([v & 0xFFFFFFFF for v in values], dtype=np.uint32)
+    tv = (levels + 1) * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+    return FlipTables(float(lam), int(max_gap), levels, hi, lo, tv)
+
+
+def permute_and_flip(scores, tables: FlipTables, words, xp=np):
+    """Row-wise permute-and-flip on int64 scores (m, k) with words [m * k * per]: the
+    accepted candidate with the smallest 96-bit priority wins (ties: lowest index; if no
+    coin succeeds, probability < k 2^-96, the first maximum)."""
+    m, k = scores.shape
+    per = tables.words_per_candidate
+    w = words.reshape(m, k, per).astype(xp.uint64)
+    gap = scores.max(axis=1, keepdims=True) - scores
+    accepted = gap <= tables.max_gap
+    d = xp.minimum(gap, tables.max_gap)
+    t_hi, t_lo = xp.asarray(tables.t_hi), xp.asarray(tables.t_lo)
+    mask = (1 << DIGIT_BITS) - 1
+    for level in range(tables.levels):
+        idx = (level << DIGIT_BITS) + ((d >> (DIGIT_BITS * level)) & mask)
+        u_hi = (w[:, :, 3 + 3 * level] << xp.uint64(32)) | w[:, :, 4 + 3 * level]
+        u_lo = w[:, :, 5 + 3 * level]
+        th, tl = t_hi[idx], t_lo[idx].astype(xp.uint64)
+        accepted &= (u_hi < th) | ((u_hi == th) & (u_lo < tl))
+    p_hi = (w[:, :, 0] << xp.uint64(32)) | w[:, :, 1]
+    p_lo = w[:, :, 2]
+    top = xp.uint64(0xFFFFFFFFFFFFFFFF)
+    p_hi = xp.where(accepted, p_hi, top)
+    best_hi = p_hi.min(axis=1, keepdims=True)
+    tied = accepted & (p_hi == best_hi)
+    p_lo = xp.where(tied, p_lo, top)
+    best_lo = p_lo.min(axis=1, keepdims=True)
+    winner = tied & (p_lo == best_lo)
+    chosen = xp.argmax(winner, axis=1)
+    none = ~winner.any(axis=1)
+    return xp.where(none, xp.argmax(scores, axis=1), chosen).astype(xp.int64)

@@ -651,6 +651,11 @@ class Accountant:
       approximate-DP (δ > 0) releases are refused (they are not zCDP).
       :meth:`epsilon_at` converts spent ρ to (ε, δ) with the tight
       [CKS20] conversion.
+    * ``Accountant(rho=R, delta=D)`` — *approximate* zCDP ([BS16] Def 8.1): a
+      cost is (ρ_i, δ_i), both add up under composition. This is what exact
+      samplers need: a sampler within total variation η of a ρ-zCDP mechanism is
+      η-approximately ρ-zCDP, so ``charge(rho=ρ, delta=η)`` is accepted. Generic
+      (ε, δ > 0) costs are still refused. :meth:`epsilon_at` subtracts Σδ_i.
 
     **Tolerance.** Sums use :func:`math.fsum` (correctly rounded), and a
     charge is accepted when ``fsum(spent + reserved + cost) <= total * (1 +
@@ -672,11 +677,15 @@ class Accountant:
                  *, rho: Optional[float] = None,
                  clock: Optional[Callable[[], datetime]] = None):
         if rho is not None:
-            if epsilon is not None or delta is not None:
+            if epsilon is not None:
                 raise ValueError("rho: give either rho (zCDP budget) or "
                                  "epsilon/delta (approximate-DP budget), not both")
             self._mode = "zcdp"
-            self._total = PrivacyCost(rho=_positive(rho, "rho"))
+            if delta is None:
+                self._total = PrivacyCost(rho=_positive(rho, "rho"))
+            else:  # approximate zCDP: the delta part absorbs samplers' total variation
+                self._total = PrivacyCost(rho=_positive(rho, "rho"),
+                                          delta=_delta_halfopen(delta, "delta"))
         else:
             if epsilon is None:
                 raise ValueError("epsilon: a budget is required: Accountant(epsilon=..., "
@@ -711,7 +720,9 @@ class Accountant:
 
     @property
     def _keys(self):
-        return ("rho",) if self._mode == "zcdp" else ("epsilon", "delta")
+        if self._mode == "zcdp":
+            return ("rho",) if self._total.delta is None else ("rho", "delta")
+        return ("epsilon", "delta")
 
     # -- cost normalisation -------------------------------------------------
     def _prepare(self, name, mechanism, params, epsilon, delta, rho):
@@ -738,10 +749,19 @@ class Accountant:
             c = PrivacyCost(epsilon=e, delta=d)
             return c, c
         # zCDP
+        approximate = self._total.delta is not None
         if rho is not None:
-            if epsilon is not None or delta is not None:
+            if epsilon is not None:
                 raise ValueError("rho: give either rho or a pure epsilon, not both")
             r = _nonnegative(rho, "rho")
+            d = 0.0 if delta is None else _delta_halfopen(delta, "delta")
+            if d > 0.0 and not approximate:
+                raise ValueError(
+                    "delta: this zCDP accountant has no delta budget for an approximate-zCDP "
+                    "cost (rho, delta); create it as Accountant(rho=..., delta=...)")
+            if approximate:
+                req = PrivacyCost(rho=r) if delta is None else PrivacyCost(rho=r, delta=d)
+                return PrivacyCost(rho=r, delta=d), req
             return PrivacyCost(rho=r), PrivacyCost(rho=r)
         if delta is not None and _delta_halfopen(delta, "delta") > 0.0:
             raise ValueError(
@@ -751,6 +771,8 @@ class Accountant:
             raise ValueError("epsilon: required together with delta=0 (or give rho)")
         e = _nonnegative(epsilon, "epsilon")
         req = PrivacyCost(epsilon=e) if delta is None else PrivacyCost(epsilon=e, delta=0.0)
+        if approximate:
+            return PrivacyCost(rho=pure_to_zcdp(e), delta=0.0), req
         return PrivacyCost(rho=pure_to_zcdp(e)), req
 
     # -- sums (call with the lock held) -------------------------------------
@@ -849,6 +871,11 @@ class Accountant:
         dl = _delta_open(delta, "delta")
         amount = self.spent() if which == "spent" else self._total
         if self._mode == "zcdp":
+            if amount.delta:  # approximate zCDP: the conversion gets what delta remains
+                if amount.delta >= dl:
+                    raise ValueError(f"delta: the {which} approximate-zCDP delta "
+                                     f"{amount.delta:g} is not below {dl:g}")
+                return zcdp_to_approx_dp(amount.rho, dl - amount.delta)
             return zcdp_to_approx_dp(amount.rho, dl)
         if amount.delta > dl:
             raise ValueError(f"delta: the {which} delta {amount.delta:g} exceeds {dl:g}")
@@ -935,7 +962,7 @@ class Accountant:
                 raise ValueError(f"unsupported version {data.get('version')!r}")
             mode, total = data["mode"], data["total"]
             if mode == "zcdp":
-                acc = cls(rho=total["rho"], clock=clock)
+                acc = cls(rho=total["rho"], delta=total.get("delta"), clock=clock)
             elif mode == "approx":
                 acc = cls(epsilon=total["epsilon"], delta=total.get("delta", 0.0),
                           clock=clock)
