@@ -6,11 +6,11 @@
   the tight CKS20 conversions) and the ``Accountant`` that refuses a release that
   would overspend (synthcore/dp/accounting.py).
 
-- ``discrete_laplace`` (integer arrays) and ``randomized_response`` (category codes):
-  synthcore/dp/mechanisms.py.
-
-Not in this release yet: the discrete Gaussian, grid-safe float noise, noisy max and
-the DP copula (docs/dp.md has the design).
+- Mechanisms over whole arrays (synthcore/dp/mechanisms.py), each returning a
+  ``DPRelease`` (values, cost, scale): ``discrete_laplace`` and ``discrete_gaussian``
+  (integers, exact up to a stated total variation charged as delta), ``laplace`` and
+  ``gaussian`` (floats, on an integer grid: safe against floating-point attacks),
+  ``randomized_response`` (category codes) and ``noisy_max`` (permute-and-flip).
 """
 from . import accounting
 from ._generator import (
@@ -19,8 +19,16 @@ from ._generator import (
     insecure_generator_for_tests,
 )
 from .accounting import Accountant, BudgetExceededError
-from .mechanisms import DPRelease, discrete_laplace, randomized_response
+from .mechanisms import (
+    DPRelease,
+    discrete_gaussian,
+    discrete_laplace,
+    gaussian,
+    laplace,
+    noisy_max,
+    randomized_response,
+)
 
 __all__ = ["Accountant", "BudgetExceededError", "DPRelease", "InsecureTestGenerator",
-           "SecureGenerator", "accounting", "discrete_laplace", "insecure_generator_for_tests",
-           "randomized_response"]
+           "SecureGenerator", "accounting", "discrete_gaussian", "discrete_laplace", "gaussian",
+           "insecure_generator_for_tests", "laplace", "noisy_max", "randomized_response"]
