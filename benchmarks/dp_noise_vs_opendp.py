@@ -1,10 +1,14 @@
-"""Discrete Laplace noise: synthcore against OpenDP's make_laplace on integers, in one run.
+"""DP noise speed in one run: synthcore against OpenDP and NumPy.
 
-    python benchmarks/dp_noise_vs_opendp.py [--n 1000000 10000000] [--scales 1 5 100]
+    python benchmarks/dp_noise_vs_opendp.py [--n 1000000 10000000] [--quick]
 
-OpenDP (vector_domain(atom_domain(T=int)) >> then_laplace(scale)) is timed on
-100,000 values and scaled per element (it is ~6 us per element). NumPy's
-Generator.laplace (floats, not DP-safe) is printed for scale only.
+- Exact integer noise: ``dp.discrete_laplace`` against OpenDP's vectorised
+  ``make_laplace`` on an int vector, and ``dp.discrete_gaussian`` against OpenDP's
+  ``make_gaussian`` on an int vector (OpenDP is timed on 20,000 values and scaled per
+  element: it takes microseconds per element). Goal: >= 1000x.
+- Grid-safe float noise: ``dp.laplace`` / ``dp.gaussian`` against NumPy's
+  ``Generator.laplace`` / ``normal`` (floats, not DP-safe). Goal: within 2x.
+Medians of 3 runs; synthcore on 1 thread and on all cores.
 """
 import argparse
 import statistics
@@ -26,10 +30,24 @@ def median_time(fn, repeat=3):
     return statistics.median(times)
 
 
+def opendp_per_value(kind, scale, odp, n=20_000):
+    space = (odp.vector_domain(odp.atom_domain(T=int)),
+             odp.l1_distance(T=int) if kind == "laplace" else odp.l2_distance(T=int))
+    maker = odp.m.then_laplace if kind == "laplace" else odp.m.then_gaussian
+    meas = space >> maker(scale=scale)
+    data = [0] * n
+    return median_time(lambda: meas(data), repeat=1) / n
+
+
+def row(label, n, what, t, base):
+    ratio = f"{base / t:9.0f}x" if base else "-"
+    print(f"{label:>16} {n:11,} {what:36} {t * 1e9:10.1f} {ratio:>10}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 5.0, 100.0])
+    parser.add_argument("--quick", action="store_true", help="fewer scales")
     args = parser.parse_args()
     try:
         import opendp.prelude as odp
@@ -38,29 +56,40 @@ def main():
         odp = None
         print("opendp not installed: pip install opendp")
     cores = synthcore.get_num_threads()
-    print(f"{'scale':>7} {'n':>11} {'implementation':34} {'ns/value':>10} {'vs OpenDP':>10}")
-    for scale in args.scales:
-        base = None
-        if odp is not None:
-            meas = (odp.vector_domain(odp.atom_domain(T=int)), odp.l1_distance(T=int)) \
-                >> odp.m.then_laplace(scale=scale)
-            data = [0] * 100_000
-            base = median_time(lambda: meas(data), repeat=1) / len(data)
-            print(f"{scale:7g} {'1e5':>11} {'OpenDP make_laplace (int)':34} {base * 1e9:10.1f} "
-                  f"{1.0:9.1f}x")
+    gen = dp.insecure_generator_for_tests(1)   # same work as an OS-keyed generator
+    print(f"{'noise':>16} {'n':>11} {'implementation':36} {'ns/value':>10} {'vs base':>10}")
+    scales = [1.0, 100.0] if args.quick else [1.0, 10.0, 100.0, 1e4]
+    for kind in ("laplace", "gaussian"):
+        f = dp.discrete_laplace if kind == "laplace" else dp.discrete_gaussian
+        for scale in scales:
+            label = f"d{kind[:3]} {scale:g}"
+            base = opendp_per_value(kind, scale, odp) if odp is not None else None
+            if base:
+                row(label, 20_000, f"OpenDP make_{kind} (int)", base, base)
+            for n in args.n:
+                x = np.zeros(n, dtype=np.int64)
+                kw = {"scale": scale} if kind == "laplace" else {"sigma": scale}
+                for threads in sorted({1, cores}):
+                    synthcore.set_num_threads(threads)
+                    t = median_time(lambda: f(x, generator=gen, backend="cpu", **kw)) / n
+                    row(label, n, f"synthcore cpu, {threads} thread(s)", t, base)
+                synthcore.set_num_threads(None)
+    rng = np.random.default_rng(1)
+    for kind in ("laplace", "gaussian"):
         for n in args.n:
-            x = np.zeros(n, dtype=np.int64)
+            x = np.zeros(n)
+            if kind == "laplace":
+                base = median_time(lambda: x + rng.laplace(0.0, 1.0, size=n)) / n
+                fn = lambda: dp.laplace(x, epsilon=1.0, generator=gen, backend="cpu")  # noqa
+            else:
+                base = median_time(lambda: x + rng.normal(0.0, 1.0, size=n)) / n
+                fn = lambda: dp.gaussian(x, rho=0.5, generator=gen, backend="cpu")  # noqa
+            row(f"float {kind}", n, f"NumPy {kind} (insecure)", base, base)
             for threads in sorted({1, cores}):
                 synthcore.set_num_threads(threads)
-                t = median_time(lambda: dp.discrete_laplace(x, scale=scale, backend="cpu")) / n
-                ratio = f"{base / t:9.0f}x" if base else "-"
-                print(f"{scale:7g} {n:11,} {f'synthcore cpu, {threads} thread(s)':34} "
-                      f"{t * 1e9:10.1f} {ratio:>10}")
+                t = median_time(fn) / n
+                row(f"float {kind}", n, f"synthcore safe, {threads} thread(s)", t, base)
             synthcore.set_num_threads(None)
-            rng = np.random.default_rng(1)
-            out = np.empty(n)
-            t = median_time(lambda: rng.laplace(0.0, scale, size=n)) / n
-            print(f"{scale:7g} {n:11,} {'NumPy laplace (floats, insecure)':34} {t * 1e9:10.1f}")
 
 
 if __name__ == "__main__":

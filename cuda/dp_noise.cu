@@ -1,5 +1,5 @@
 // CUDA exact integer noise and randomized response: one thread per value, the same
-// binary searches over 96-bit survival thresholds as the CPU kernel
+// guided searches over 96-bit survival thresholds as the CPU kernel
 // (cpp/src/dp_noise.cpp), on keystream words produced by secure_random.cu, so the
 // output is the CPU's bit for bit.
 #include <cuda_runtime.h>
@@ -20,21 +20,32 @@ struct Tables {
   int64_t offset;
   const int64_t* multipliers;
   const int64_t* starts;
-  const int32_t* log2_lengths;
+  const int32_t* window_log2;
+  const int32_t* guide_bits;
+  const int64_t* guide_starts;
+  const int32_t* guide;
   const uint64_t* t_hi;
   const uint32_t* t_lo;
 };
 
-__device__ int64_t search(const uint64_t* th, const uint32_t* tl, int log2_length, uint64_t u_hi,
-                          uint32_t u_lo) {
-  int64_t pos = 0;
-  for (int64_t step = int64_t{1} << (log2_length - 1); step; step >>= 1) {
-    const int64_t idx = pos + step - 1;
+__device__ uint64_t bucket_index(uint64_t u_hi, uint32_t u_lo, int m) {
+  const int o = u_hi ? 95 - __clzll(static_cast<long long>(u_hi))
+                     : (u_lo ? 31 - __clz(static_cast<int>(u_lo)) : 0);
+  const int sh = o > m ? o - m : 0;
+  const unsigned __int128 u = (static_cast<unsigned __int128>(u_hi) << 32) | u_lo;
+  return (static_cast<uint64_t>(sh) << m) + static_cast<uint64_t>(u >> sh);
+}
+
+__device__ int64_t search(const uint64_t* th, const uint32_t* tl, const int32_t* guide, int m,
+                          int w, uint64_t u_hi, uint32_t u_lo) {
+  uint64_t pos = static_cast<uint64_t>(guide[bucket_index(u_hi, u_lo, m)]);
+  for (uint64_t step = uint64_t{1} << (w - 1); step; step >>= 1) {
+    const uint64_t idx = pos + step - 1;
     const uint64_t h = th[idx];
-    const int64_t above = (h > u_hi) | ((h == u_hi) & (tl[idx] > u_lo));
-    pos += step & -above;
+    const uint64_t above = (h > u_hi) | ((h == u_hi) & (tl[idx] > u_lo));
+    pos += step & (0 - above);
   }
-  return pos;
+  return static_cast<int64_t>(pos);
 }
 
 __global__ void noise_kernel(const uint32_t* words, Tables tb, const int64_t* x, int64_t* out,
@@ -48,7 +59,8 @@ __global__ void noise_kernel(const uint32_t* words, Tables tb, const int64_t* x,
     for (int s = 0; s < tb.segments; ++s) {
       const uint32_t* u = w + 1 + 3 * s;
       const int64_t c = search(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
-                               tb.log2_lengths[s], (static_cast<uint64_t>(u[0]) << 32) | u[1],
+                               tb.guide + tb.guide_starts[s], tb.guide_bits[s],
+                               tb.window_log2[s], (static_cast<uint64_t>(u[0]) << 32) | u[1],
                                u[2]);
       if (s == 0 && tb.gated) gate = c;
       else magnitude += tb.multipliers[s] * c;
@@ -93,13 +105,17 @@ void check_launch(const char* what) {
 }  // namespace
 
 void integer_noise_from_words(uintptr_t words, int segments, bool gated, int64_t offset,
-                              uintptr_t multipliers, uintptr_t starts, uintptr_t log2_lengths,
+                              uintptr_t multipliers, uintptr_t starts, uintptr_t window_log2,
+                              uintptr_t guide_bits, uintptr_t guide_starts, uintptr_t guide,
                               uintptr_t t_hi, uintptr_t t_lo, uintptr_t x, uintptr_t out,
                               size_t n, uintptr_t cuda_stream) {
   if (n == 0) return;
   const Tables tb{segments, gated, offset, reinterpret_cast<const int64_t*>(multipliers),
                   reinterpret_cast<const int64_t*>(starts),
-                  reinterpret_cast<const int32_t*>(log2_lengths),
+                  reinterpret_cast<const int32_t*>(window_log2),
+                  reinterpret_cast<const int32_t*>(guide_bits),
+                  reinterpret_cast<const int64_t*>(guide_starts),
+                  reinterpret_cast<const int32_t*>(guide),
                   reinterpret_cast<const uint64_t*>(t_hi), reinterpret_cast<const uint32_t*>(t_lo)};
   noise_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       reinterpret_cast<const uint32_t*>(words), tb, reinterpret_cast<const int64_t*>(x),

@@ -14,30 +14,37 @@ namespace synthcore::bindings {
 void register_dp_noise(py::module_& m) {
   using U64 = py::array_t<uint64_t, py::array::c_style>;
   using U32 = py::array_t<uint32_t, py::array::c_style>;
+  using I32 = py::array_t<int32_t, py::array::c_style>;
+  using I64 = py::array_t<int64_t, py::array::c_style>;
   m.def("integer_noise",
         [](U32 key, uint64_t stream, uint64_t word_offset, bool gated, int64_t offset,
-           py::array_t<int64_t, py::array::c_style> multipliers,
-           py::array_t<int64_t, py::array::c_style> starts,
-           py::array_t<int32_t, py::array::c_style> log2_lengths, U64 t_hi, U32 t_lo,
-           py::array_t<int64_t, py::array::c_style> x,
-           py::array_t<int64_t, py::array::c_style> out, int num_threads) {
+           I64 multipliers, I64 starts, I32 window_log2, I32 guide_bits, I64 guide_starts,
+           I32 guide, U64 t_hi, U32 t_lo, I64 x, I64 out, int num_threads) {
           if (key.size() != 8) throw std::invalid_argument("a ChaCha20 key is 8 uint32 words");
           const py::ssize_t segments = multipliers.size();
-          if (segments < 1 || starts.size() != segments || log2_lengths.size() != segments ||
+          if (segments < 1 || starts.size() != segments || window_log2.size() != segments ||
+              guide_bits.size() != segments || guide_starts.size() != segments ||
               t_lo.size() != t_hi.size())
             throw std::invalid_argument("inconsistent noise tables");
           for (py::ssize_t s = 0; s < segments; ++s) {
-            const int32_t lg = log2_lengths.data()[s];
-            if (lg < 1 || lg > 30 || starts.data()[s] < 0 ||
-                starts.data()[s] + (int64_t{1} << lg) > t_hi.size())
+            // every index a search can form stays inside the arrays
+            const int32_t w = window_log2.data()[s], m = guide_bits.data()[s];
+            const int64_t buckets = int64_t{97 - m} << m;
+            if (w < 1 || w > 30 || m < 1 || m > 16 || starts.data()[s] < 0 ||
+                guide_starts.data()[s] < 0 || guide_starts.data()[s] + buckets > guide.size())
               throw std::invalid_argument("noise table segment out of range");
+            const int32_t* g = guide.data() + guide_starts.data()[s];
+            for (int64_t b = 0; b < buckets; ++b)
+              if (g[b] < 0 || starts.data()[s] + g[b] + (int64_t{1} << w) > t_hi.size())
+                throw std::invalid_argument("noise table guide out of range");
           }
           if (!out.writeable() || out.size() != x.size())
             throw std::invalid_argument("out must be writable and match x");
           ChachaKey k{};
           for (int i = 0; i < 8; ++i) k.words[i] = key.data()[i];
           const NoiseTables tb{static_cast<int>(segments), gated, offset, multipliers.data(),
-                               starts.data(), log2_lengths.data(), t_hi.data(), t_lo.data()};
+                               starts.data(), window_log2.data(), guide_bits.data(),
+                               guide_starts.data(), guide.data(), t_hi.data(), t_lo.data()};
           const int64_t* xs = x.data();
           int64_t* o = out.mutable_data();
           const size_t n = static_cast<size_t>(out.size());
@@ -46,9 +53,10 @@ void register_dp_noise(py::module_& m) {
         },
         py::arg("key").noconvert(), py::arg("stream"), py::arg("word_offset"),
         py::arg("gated"), py::arg("offset"), py::arg("multipliers").noconvert(),
-        py::arg("starts").noconvert(), py::arg("log2_lengths").noconvert(),
-        py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(), py::arg("x").noconvert(),
-        py::arg("out").noconvert(), py::arg("num_threads"));
+        py::arg("starts").noconvert(), py::arg("window_log2").noconvert(),
+        py::arg("guide_bits").noconvert(), py::arg("guide_starts").noconvert(),
+        py::arg("guide").noconvert(), py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(),
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("num_threads"));
   m.def("randomized_response",
         [](U32 key, uint64_t stream, uint64_t word_offset,
            py::array_t<int64_t, py::array::c_style> codes,

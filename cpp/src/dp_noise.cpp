@@ -1,5 +1,5 @@
 // CPU exact integer noise (synthcore/dp_noise.hpp). Per chunk of values: the ChaCha20
-// words, then for 16 values side by side each segment's binary search over its 96-bit
+// words, then for 16 values side by side each segment's guided search over its 96-bit
 // survival thresholds. Fixed work per value: the same words, steps and loads whatever
 // the data or the values drawn (which table entries are loaded does depend on the
 // noise; batching many values per call is what hides that from a timing observer).
@@ -18,13 +18,23 @@ namespace {
 constexpr size_t kValues = 256;  // per chunk of keystream
 constexpr size_t kLanes = 16;    // values searched side by side
 
-// One segment's branch-free binary search for kLanes uniforms: the same steps and
-// loads for every value; lanes interleave so the table loads overlap.
-SC_ALWAYS_INLINE void search_segment(const uint64_t* th, const uint32_t* tl, int log2_length,
-                                     const uint64_t* u_hi, const uint32_t* u_lo,
-                                     int64_t* pos) {
-  uint64_t p[kLanes] = {};
-  for (uint64_t step = uint64_t{1} << (log2_length - 1); step; step >>= 1) {
+// The guide bucket of a 96-bit uniform: sh 2^m + (U >> sh), sh = max(log2 U - m, 0).
+SC_ALWAYS_INLINE uint64_t bucket_index(uint64_t u_hi, uint32_t u_lo, int m) {
+  const int o = u_hi ? 95 - __builtin_clzll(u_hi) : (u_lo ? 31 - __builtin_clz(u_lo) : 0);
+  const int sh = o > m ? o - m : 0;
+  const unsigned __int128 u = (static_cast<unsigned __int128>(u_hi) << 32) | u_lo;
+  return (static_cast<uint64_t>(sh) << m) + static_cast<uint64_t>(u >> sh);
+}
+
+// One segment's guided search for kLanes uniforms: the same index arithmetic, one guide
+// load and W binary-search steps for every value; lanes interleave so loads overlap.
+SC_ALWAYS_INLINE void search_segment(const uint64_t* th, const uint32_t* tl,
+                                     const int32_t* guide, int m, int w, const uint64_t* u_hi,
+                                     const uint32_t* u_lo, int64_t* pos) {
+  uint64_t p[kLanes];
+  for (size_t l = 0; l < kLanes; ++l)
+    p[l] = static_cast<uint64_t>(guide[bucket_index(u_hi[l], u_lo[l], m)]);
+  for (uint64_t step = uint64_t{1} << (w - 1); step; step >>= 1) {
     for (size_t l = 0; l < kLanes; ++l) {
       const uint64_t idx = p[l] + step - 1;
       const uint64_t h = th[idx];
@@ -55,8 +65,9 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
           u_hi[l] = (static_cast<uint64_t>(w[0]) << 32) | w[1];
           u_lo[l] = w[2];
         }
-        search_segment(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s], tb.log2_lengths[s],
-                       u_hi, u_lo, count);
+        search_segment(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
+                       tb.guide + tb.guide_starts[s], tb.guide_bits[s], tb.window_log2[s], u_hi,
+                       u_lo, count);
         if (s == 0 && tb.gated) {
           for (size_t l = 0; l < kLanes; ++l) gate[l] = count[l];
         } else {

@@ -50,7 +50,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("offset"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
   m.def("integer_noise_from_words", &sc::integer_noise_from_words, py::arg("words"),
         py::arg("segments"), py::arg("gated"), py::arg("offset"), py::arg("multipliers"),
-        py::arg("starts"), py::arg("log2_lengths"), py::arg("t_hi"), py::arg("t_lo"),
+        py::arg("starts"), py::arg("window_log2"), py::arg("guide_bits"),
+        py::arg("guide_starts"), py::arg("guide"), py::arg("t_hi"), py::arg("t_lo"),
         py::arg("x"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
   m.def("randomized_response_from_words", &sc::randomized_response_from_words,
         py::arg("words"), py::arg("codes"), py::arg("out"), py::arg("n"), py::arg("keep_hi"),

@@ -1,9 +1,11 @@
 // Exact integer DP noise (discrete Laplace, discrete Gaussian) from the ChaCha20 word
 // stream. python/synthcore/_reference/dp_noise.py is the definition and the oracle.
-// Each value reads 1 + 3 S words: a sign word, then one 96-bit uniform per segment,
-// searched against that segment's decreasing 96-bit survival thresholds (a fixed
-// number of binary-search steps); |Z| = gate * (offset + sum_s multiplier_s * X_s).
-// The work per value depends only on the tables, i.e. on the scale.
+// Each value reads 1 + 3 S words: a sign word, then one 96-bit uniform U per segment.
+// Per segment: a guide bucket from U's top bits (2^m buckets per octave) gives the
+// count of thresholds above the bucket, then W branch-free binary-search steps over the
+// decreasing 96-bit survival thresholds finish the count X;
+// |Z| = gate * (offset + sum_s multiplier_s * X_s). The work per value depends only on
+// the tables, i.e. on the scale.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,8 +19,11 @@ struct NoiseTables {
   bool gated;                    // segment 0 is a 0/1 gate on |Z|
   int64_t offset;
   const int64_t* multipliers;    // [segments]
-  const int64_t* starts;         // [segments] first entry of each segment
-  const int32_t* log2_lengths;   // [segments] padded length 2^log2
+  const int64_t* starts;         // [segments] first threshold of each segment
+  const int32_t* window_log2;    // [segments] W: binary-search steps
+  const int32_t* guide_bits;     // [segments] m: 2^m guide buckets per octave of U
+  const int64_t* guide_starts;   // [segments] first guide entry of each segment
+  const int32_t* guide;          // thresholds above each bucket
   const uint64_t* t_hi;          // bits 95..32 of the thresholds
   const uint32_t* t_lo;          // bits 31..0
 };

@@ -6,8 +6,14 @@ words, U = w0 2^64 + w1 2^32 + w2) is compared against a table of decreasing 96-
 P(X >= k) is then T_k / 2^96, within 2^-96 of the exact value, so one search is within
 total variation len * 2^-96 of the exact distribution. The thresholds are computed in
 exact fixed-point integer arithmetic (Python ints, 256 fractional bits), never in floats.
-The search is a branch-free binary search over the table padded with zeros to a power
-of two: log2(padded length) steps for every value, whatever U is.
+The search is guided (Chen and Asau's guide table, made fixed-work): the top bits of U
+pick a bucket, b = sh 2^m + (U >> sh) with sh = max(bitlength(U) - 1 - m, 0) (a
+float-like index: 2^m buckets per octave of U, so linear near U ~ 1 and logarithmic in
+the tails where geometric and Gaussian survivals live); a per-bucket table holds the
+count of thresholds above the bucket, and a branch-free binary search of exactly W steps
+finishes inside a window of 2^W entries, W = ceil(log2(largest bucket range + 1)). The
+table is padded with 2^W zeros. Every value does the same index arithmetic, one guide
+load and W steps, whatever U is.
 
 A noise value is built from *segments* (one search each) and one sign word:
 
@@ -55,7 +61,10 @@ class NoiseTables:
     offset: int
     multipliers: np.ndarray    # int64 [segments]
     starts: np.ndarray         # int64 [segments]: start of each segment in t_hi / t_lo
-    log2_lengths: np.ndarray   # int32 [segments]: padded length 2^log2 (>= entries + 1)
+    window_log2: np.ndarray    # int32 [segments]: W, the binary-search steps
+    guide_bits: np.ndarray     # int32 [segments]: m, 2^m buckets per octave
+    guide_starts: np.ndarray   # int64 [segments]: start of each segment's buckets in guide
+    guide: np.ndarray          # int32: thresholds above each bucket (the search's start)
     t_hi: np.ndarray           # uint64: bits 95..32 of the thresholds (zero padded)
     t_lo: np.ndarray           # uint32: bits 31..0
     tv_bound: float            # total variation from the exact distribution, per value
@@ -76,31 +85,98 @@ def _fixed(x) -> int:
 
 
 def _pack(survivals, one: int):
-    """96-bit thresholds floor(s 2^96) of fixed-point survivals s / one, cut at the first 0,
-    padded to a power of two >= entries + 1. Returns (hi, lo, log2 length, entries)."""
+    """96-bit thresholds floor(s 2^96) of fixed-point survivals s / one, cut at the first 0.
+    Returns (hi uint64, lo uint32)."""
     values = []
     for s in survivals:
         v = (s << UNIFORM_BITS) // one
         if v == 0:
             break
         values.append(min(v, (1 << UNIFORM_BITS) - 1))
-    entries = len(values)
-    log2 = max(1, (entries + 1 - 1).bit_length())
-    padded = values + [0] * ((1 << log2) - entries)
-    hi = np.array([v >> 32 for v in padded], dtype=np.uint64)
-    lo = np.array([v & 0xFFFFFFFF for v in padded], dtype=np.uint32)
-    return hi, lo, log2, entries
+    hi = np.array([v >> 32 for v in values], dtype=np.uint64)
+    lo = np.array([v & 0xFFFFFFFF for v in values], dtype=np.uint32)
+    return hi, lo
 
 
-def _assemble(kind, scale, gated, offset, parts, tv):
-    multipliers = np.array([m for m, *_ in parts], dtype=np.int64)
-    lengths = [1 << log2 for _, _, _, log2 in parts]
-    starts = np.cumsum([0] + lengths[:-1]).astype(np.int64)
-    t_hi = np.concatenate([hi for _, hi, _, _ in parts])
-    t_lo = np.concatenate([lo for _, _, lo, _ in parts])
-    log2s = np.array([log2 for *_, log2 in parts], dtype=np.int32)
-    return NoiseTables(kind, float(scale), gated, int(offset), multipliers, starts, log2s,
-                       t_hi, t_lo, float(tv))
+MAX_GUIDE_BITS = 10
+
+
+def bit_length_minus_one(u):
+    """floor(log2(u)) of uint64 values (0 for u = 0), exactly, in integer steps."""
+    o = np.zeros(u.shape, dtype=np.int64)
+    v = u.copy()
+    for shift in (32, 16, 8, 4, 2, 1):
+        t = v >> np.uint64(shift)
+        nz = t != 0
+        v = np.where(nz, t, v)
+        o += nz * shift
+    return o
+
+
+def bucket_index(u_hi, u_lo, m: int):
+    """b = sh 2^m + (U >> sh), sh = max(floor(log2 U) - m, 0), for the 96-bit U =
+    u_hi 2^32 + u_lo: 2^m buckets per octave, monotone in U; b < (97 - m) 2^m."""
+    u_hi = np.asarray(u_hi, dtype=np.uint64)
+    u_lo = np.asarray(u_lo, dtype=np.uint64)
+    o = np.where(u_hi != 0, 32 + bit_length_minus_one(u_hi), bit_length_minus_one(u_lo))
+    sh = np.maximum(o - m, 0)
+    high = u_hi >> np.maximum(sh - 32, 0).astype(np.uint64)
+    low = (u_hi << (32 - np.minimum(sh, 32)).astype(np.uint64)) | (u_lo >> np.minimum(sh, 31).astype(np.uint64))
+    top = np.where(sh >= 32, high, low)
+    return (sh << m) + top.astype(np.int64)
+
+
+def guide_buckets(m: int) -> int:
+    return (97 - m) << m
+
+
+def _guide(hi, lo, m: int):
+    """(guide, W) for decreasing thresholds: guide[b] = #{k : bucket(T_k) > b}, W = steps
+    covering the largest #{k : bucket(T_k) == b} + 1 (the bucket of a threshold is the
+    bucket of U = T_k; every U in bucket b then has exactly guide[b] thresholds above
+    its bucket, and the thresholds inside it are searched)."""
+    f = bucket_index(hi, lo, m) if hi.size else np.zeros(0, np.int64)
+    per_bucket = np.bincount(f, minlength=guide_buckets(m))
+    above = np.concatenate([np.cumsum(per_bucket[::-1])[::-1][1:], [0]]).astype(np.int32)
+    # a threshold equal to its bucket's lowest U is below or equal to every U of the
+    # bucket, so it never counts there: only thresholds with nonzero low bits are searched
+    sh = np.maximum(f >> m, 1) - 1 if hi.size else f
+    lo64, hi64 = lo.astype(np.uint64), hi.astype(np.uint64)
+    low_mask_lo = np.where(sh >= 32, np.uint64(0xFFFFFFFF),
+                           (np.uint64(1) << np.minimum(sh, 32).astype(np.uint64)) - np.uint64(1))
+    low_mask_hi = np.where(sh > 32, (np.uint64(1) << np.maximum(sh - 32, 0).astype(np.uint64))
+                           - np.uint64(1), np.uint64(0))
+    inside = ((lo64 & low_mask_lo) != 0) | ((hi64 & low_mask_hi) != 0)
+    searched = np.bincount(f[inside], minlength=guide_buckets(m)) if hi.size else per_bucket
+    widest = int(searched.max()) if hi.size else 0
+    return above, max(1, int(widest).bit_length())
+
+
+def _segment(multiplier, hi, lo):
+    """A segment with the guide size that keeps the search shortest (few loads)."""
+    best = None
+    for m in range(2, MAX_GUIDE_BITS + 1, 2):
+        guide, w = _guide(hi, lo, m)
+        cost = w + 0.02 * m          # prefer small guides when the steps tie
+        if best is None or cost < best[0]:
+            best = (cost, m, guide, w)
+    _, m, guide, w = best
+    pad = 1 << w
+    hi = np.concatenate([hi, np.zeros(pad, np.uint64)])
+    lo = np.concatenate([lo, np.zeros(pad, np.uint32)])
+    return (multiplier, hi, lo, w, m, guide, int(hi.size - pad))
+
+
+def _assemble(kind, scale, gated, offset, segments, tv):
+    multipliers = np.array([sg[0] for sg in segments], dtype=np.int64)
+    starts = np.cumsum([0] + [sg[1].size for sg in segments[:-1]]).astype(np.int64)
+    guide_starts = np.cumsum([0] + [sg[5].size for sg in segments[:-1]]).astype(np.int64)
+    return NoiseTables(kind, float(scale), gated, int(offset), multipliers, starts,
+                       np.array([sg[3] for sg in segments], dtype=np.int32),
+                       np.array([sg[4] for sg in segments], dtype=np.int32), guide_starts,
+                       np.concatenate([sg[5] for sg in segments]),
+                       np.concatenate([sg[1] for sg in segments]),
+                       np.concatenate([sg[2] for sg in segments]), float(tv))
 
 
 def laplace_tables(scale: float) -> NoiseTables:
@@ -123,11 +199,10 @@ def laplace_tables(scale: float) -> NoiseTables:
         for _ in range(int(need) + 2):
             survivals.append(survival)
             survival = survival * step >> FRACTION_BITS
-        hi, lo, log2, entries = _pack(survivals, one)
-        tv = entries * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-        return _assemble("discrete_laplace", scale, False, 0, [(1, hi, lo, log2)], tv)
-    gate_hi, gate_lo, gate_log2, _ = _pack([_fixed(2 * q / (1 + q))], one)
-    parts = [(1, gate_hi, gate_lo, gate_log2)]
+        hi, lo = _pack(survivals, one)
+        tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+        return _assemble("discrete_laplace", scale, False, 0, [_segment(1, hi, lo)], tv)
+    parts = [_segment(1, *_pack([_fixed(2 * q / (1 + q))], one))]
     base = 1 << DIGIT_BITS
     levels = 1   # base^L >= need: the top digit's tail <= 2^-100
     while mpmath.mpf(base) ** levels < need:
@@ -144,9 +219,9 @@ def laplace_tables(scale: float) -> NoiseTables:
         else:  # truncated to [0, base): P(D >= k) = (r^k - r^base) / (1 - r^base)
             r_top = powers[base]
             survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:base]]
-        hi, lo, log2, entries = _pack(survivals, one)
-        entries_total += entries
-        parts.append((base ** level, hi, lo, log2))
+        hi, lo = _pack(survivals, one)
+        entries_total += hi.size
+        parts.append(_segment(base ** level, hi, lo))
     tv = entries_total * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
     return _assemble("discrete_laplace", scale, True, 1, parts, tv)
 
@@ -184,16 +259,16 @@ def gaussian_tables(sigma: float) -> NoiseTables:
         tail[z] = acc
     total = 2 * tail[0] - p[0]             # S = p_0 + 2 sum_{z >= 1} p_z (up to the cut)
     survivals = [2 * tail[k] for k in range(1, len(p))]
-    hi, lo, log2, entries = _pack(survivals, total)
+    hi, lo = _pack(survivals, total)
     # the cut tail beyond z_max is < 2^-100; the table's floors cost entries * 2^-96
-    tv = entries * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-    return _assemble("discrete_gaussian", sigma, False, 0, [(1, hi, lo, log2)], tv)
+    tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+    return _assemble("discrete_gaussian", sigma, False, 0, [_segment(1, hi, lo)], tv)
 
 
-def survival_search(u_hi, u_lo, t_hi, t_lo, log2_length: int) -> np.ndarray:
-    """#{k : U < T_k} for decreasing, zero-padded thresholds: branch-free binary search."""
-    pos = np.zeros(u_hi.shape, dtype=np.int64)
-    step = 1 << (log2_length - 1)
+def survival_search(u_hi, u_lo, t_hi, t_lo, guide, m: int, w: int) -> np.ndarray:
+    """#{k : U < T_k} for decreasing thresholds: guide bucket, then W branch-free steps."""
+    pos = guide[bucket_index(u_hi, u_lo, m)].astype(np.int64)
+    step = 1 << (w - 1)
     while step:
         idx = pos + (step - 1)
         th = t_hi[idx]
@@ -213,9 +288,11 @@ def noise(tables: NoiseTables, words) -> np.ndarray:
         u_hi = (w[:, c] << np.uint64(32)) | w[:, c + 1]
         u_lo = w[:, c + 2].astype(np.uint32)
         start = int(tables.starts[s])
-        log2 = int(tables.log2_lengths[s])
-        seg = slice(start, start + (1 << log2))
-        x = survival_search(u_hi, u_lo, tables.t_hi[seg], tables.t_lo[seg], log2)
+        m = int(tables.guide_bits[s])
+        g0 = int(tables.guide_starts[s])
+        guide = tables.guide[g0:g0 + guide_buckets(m)]
+        x = survival_search(u_hi, u_lo, tables.t_hi[start:], tables.t_lo[start:], guide, m,
+                            int(tables.window_log2[s]))
         if s == 0 and tables.gated:
             gate = x
         else:

@@ -143,7 +143,9 @@ def _add_noise(flat, tables: _ref.NoiseTables, generator: SecureGenerator, name_
             words = _words(generator._key, generator._stream, first, tables.words_per_value * n,
                            None, "cuda", generator._device_keys)
             dev = [cupy.asarray(a) for a in (tables.multipliers, tables.starts,
-                                             tables.log2_lengths, tables.t_hi, tables.t_lo)]
+                                             tables.window_log2, tables.guide_bits,
+                                             tables.guide_starts, tables.guide, tables.t_hi,
+                                             tables.t_lo)]
             _backend.cuda_module().integer_noise_from_words(
                 words.data.ptr, tables.segments, tables.gated, tables.offset,
                 *(a.data.ptr for a in dev), flat.data.ptr, out.data.ptr, n,
@@ -157,7 +159,8 @@ def _add_noise(flat, tables: _ref.NoiseTables, generator: SecureGenerator, name_
     if n:
         _backend.core_module().integer_noise(
             generator._key, generator._stream, first, tables.gated, tables.offset,
-            tables.multipliers, tables.starts, tables.log2_lengths, tables.t_hi, tables.t_lo,
+            tables.multipliers, tables.starts, tables.window_log2, tables.guide_bits,
+            tables.guide_starts, tables.guide, tables.t_hi, tables.t_lo,
             np.ascontiguousarray(flat), out, _backend.get_num_threads())
     return out
 
