@@ -29,6 +29,7 @@ struct Tables {
 };
 
 __device__ uint64_t bucket_index(uint64_t u_hi, uint32_t u_lo, int m) {
+  if (m < 0) return u_hi >> (64 + m);
   const int o = u_hi ? 95 - __clzll(static_cast<long long>(u_hi))
                      : (u_lo ? 31 - __clz(static_cast<int>(u_lo)) : 0);
   const int sh = o > m ? o - m : 0;

@@ -29,8 +29,8 @@ void register_dp_noise(py::module_& m) {
           for (py::ssize_t s = 0; s < segments; ++s) {
             // every index a search can form stays inside the arrays
             const int32_t w = window_log2.data()[s], m = guide_bits.data()[s];
-            const int64_t buckets = int64_t{97 - m} << m;
-            if (w < 1 || w > 30 || m < 1 || m > 16 || starts.data()[s] < 0 ||
+            const int64_t buckets = m > 0 ? int64_t{97 - m} << m : int64_t{1} << -m;
+            if (w < 1 || w > 30 || m == 0 || m < -16 || m > 16 || starts.data()[s] < 0 ||
                 guide_starts.data()[s] < 0 || guide_starts.data()[s] + buckets > guide.size())
               throw std::invalid_argument("noise table segment out of range");
             const int32_t* g = guide.data() + guide_starts.data()[s];

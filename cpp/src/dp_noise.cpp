@@ -18,8 +18,10 @@ namespace {
 constexpr size_t kValues = 256;  // per chunk of keystream
 constexpr size_t kLanes = 16;    // values searched side by side
 
-// The guide bucket of a 96-bit uniform: sh 2^m + (U >> sh), sh = max(log2 U - m, 0).
+// The guide bucket of a 96-bit uniform. m > 0: sh 2^m + (U >> sh), sh = max(log2 U - m, 0)
+// (2^m buckets per octave); m < 0: the top -m bits of U (linear buckets).
 SC_ALWAYS_INLINE uint64_t bucket_index(uint64_t u_hi, uint32_t u_lo, int m) {
+  if (m < 0) return u_hi >> (64 + m);
   const int o = u_hi ? 95 - __builtin_clzll(u_hi) : (u_lo ? 31 - __builtin_clz(u_lo) : 0);
   const int sh = o > m ? o - m : 0;
   const unsigned __int128 u = (static_cast<unsigned __int128>(u_hi) << 32) | u_lo;

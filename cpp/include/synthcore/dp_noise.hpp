@@ -21,7 +21,8 @@ struct NoiseTables {
   const int64_t* multipliers;    // [segments]
   const int64_t* starts;         // [segments] first threshold of each segment
   const int32_t* window_log2;    // [segments] W: binary-search steps
-  const int32_t* guide_bits;     // [segments] m: 2^m guide buckets per octave of U
+  const int32_t* guide_bits;     // [segments] m > 0: 2^m buckets per octave of U;
+                                 // m < 0: 2^-m linear buckets (top bits of U)
   const int64_t* guide_starts;   // [segments] first guide entry of each segment
   const int32_t* guide;          // thresholds above each bucket
   const uint64_t* t_hi;          // bits 95..32 of the thresholds

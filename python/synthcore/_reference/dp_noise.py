@@ -12,7 +12,8 @@ float-like index: 2^m buckets per octave of U, so linear near U ~ 1 and logarith
 the tails where geometric and Gaussian survivals live); a per-bucket table holds the
 count of thresholds above the bucket, and a branch-free binary search of exactly W steps
 finishes inside a window of 2^W entries, W = ceil(log2(largest bucket range + 1)). The
-table is padded with 2^W zeros. Every value does the same index arithmetic, one guide
+table is padded with 2^W zeros (near-uniform tables, the low digits of a large-scale
+geometric, use linear buckets instead: the top bits of U). Every value does the same index arithmetic, one guide
 load and W steps, whatever U is.
 
 A noise value is built from *segments* (one search each) and one sign word:
@@ -62,7 +63,8 @@ class NoiseTables:
     multipliers: np.ndarray    # int64 [segments]
     starts: np.ndarray         # int64 [segments]: start of each segment in t_hi / t_lo
     window_log2: np.ndarray    # int32 [segments]: W, the binary-search steps
-    guide_bits: np.ndarray     # int32 [segments]: m, 2^m buckets per octave
+    guide_bits: np.ndarray     # int32 [segments]: m (> 0: 2^m buckets per octave of U;
+                               # < 0: 2^-m linear buckets, the top -m bits of U)
     guide_starts: np.ndarray   # int64 [segments]: start of each segment's buckets in guide
     guide: np.ndarray          # int32: thresholds above each bucket (the search's start)
     t_hi: np.ndarray           # uint64: bits 95..32 of the thresholds (zero padded)
@@ -126,8 +128,17 @@ def bucket_index(u_hi, u_lo, m: int):
     return (sh << m) + top.astype(np.int64)
 
 
+def linear_bucket_index(u_hi, u_lo, m: int):
+    """The top m bits of U: linear buckets, for near-uniform tables."""
+    return (np.asarray(u_hi, dtype=np.uint64) >> np.uint64(64 - m)).astype(np.int64)
+
+
 def guide_buckets(m: int) -> int:
-    return (97 - m) << m
+    return (97 - m) << m if m > 0 else 1 << -m
+
+
+def guide_index(u_hi, u_lo, m: int):
+    return bucket_index(u_hi, u_lo, m) if m > 0 else linear_bucket_index(u_hi, u_lo, -m)
 
 
 def _guide(hi, lo, m: int):
@@ -135,12 +146,15 @@ def _guide(hi, lo, m: int):
     covering the largest #{k : bucket(T_k) == b} + 1 (the bucket of a threshold is the
     bucket of U = T_k; every U in bucket b then has exactly guide[b] thresholds above
     its bucket, and the thresholds inside it are searched)."""
-    f = bucket_index(hi, lo, m) if hi.size else np.zeros(0, np.int64)
+    f = guide_index(hi, lo, m) if hi.size else np.zeros(0, np.int64)
     per_bucket = np.bincount(f, minlength=guide_buckets(m))
     above = np.concatenate([np.cumsum(per_bucket[::-1])[::-1][1:], [0]]).astype(np.int32)
     # a threshold equal to its bucket's lowest U is below or equal to every U of the
     # bucket, so it never counts there: only thresholds with nonzero low bits are searched
-    sh = np.maximum(f >> m, 1) - 1 if hi.size else f
+    if m > 0:
+        sh = np.maximum(f >> m, 1) - 1 if hi.size else f
+    else:
+        sh = np.full(f.shape, 96 + m, dtype=np.int64)
     lo64, hi64 = lo.astype(np.uint64), hi.astype(np.uint64)
     low_mask_lo = np.where(sh >= 32, np.uint64(0xFFFFFFFF),
                            (np.uint64(1) << np.minimum(sh, 32).astype(np.uint64)) - np.uint64(1))
@@ -155,9 +169,9 @@ def _guide(hi, lo, m: int):
 def _segment(multiplier, hi, lo):
     """A segment with the guide size that keeps the search shortest (few loads)."""
     best = None
-    for m in range(2, MAX_GUIDE_BITS + 1, 2):
+    for m in list(range(2, MAX_GUIDE_BITS + 1, 2)) + [-8, -10, -12]:
         guide, w = _guide(hi, lo, m)
-        cost = w + 0.02 * m          # prefer small guides when the steps tie
+        cost = w + 1e-5 * guide.size   # prefer small guides when the steps tie
         if best is None or cost < best[0]:
             best = (cost, m, guide, w)
     _, m, guide, w = best
@@ -267,7 +281,7 @@ def gaussian_tables(sigma: float) -> NoiseTables:
 
 def survival_search(u_hi, u_lo, t_hi, t_lo, guide, m: int, w: int) -> np.ndarray:
     """#{k : U < T_k} for decreasing thresholds: guide bucket, then W branch-free steps."""
-    pos = guide[bucket_index(u_hi, u_lo, m)].astype(np.int64)
+    pos = guide[guide_index(u_hi, u_lo, m)].astype(np.int64)
     step = 1 << (w - 1)
     while step:
         idx = pos + (step - 1)
