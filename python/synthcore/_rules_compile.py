@@ -24,6 +24,7 @@ import numpy as np
 
 INT_NULL = -(2 ** 63)
 MAX_DEPTH = 64          # nesting deeper than this is refused (no recursion errors)
+MAX_TREE_DEPTH = 256    # operator chains deeper than this too
 MAX_RULE_LENGTH = 100_000
 
 
@@ -79,6 +80,9 @@ SYMBOLS = ("<=", ">=", "!=", "<>", "==", ":=", "<", ">", "=", "+", "-", "*", "/"
            ",")
 
 
+DIGITS = frozenset("0123456789")
+
+
 @dataclass
 class Token:
     kind: str       # "num" "str" "ident" "kw" "op" "end"
@@ -95,24 +99,24 @@ def tokenize(text: str) -> list[Token]:
             i += 1
             continue
         start = i
-        if ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
-            while i < n and text[i].isdigit():
+        if ch in DIGITS or (ch == "." and i + 1 < n and text[i + 1] in DIGITS):
+            while i < n and text[i] in DIGITS:
                 i += 1
             is_float = False
-            if i < n and text[i] == "." and (i + 1 >= n or text[i + 1].isdigit()
+            if i < n and text[i] == "." and (i + 1 >= n or text[i + 1] in DIGITS
                                              or not text[i + 1].isalpha()):
                 is_float = True
                 i += 1
-                while i < n and text[i].isdigit():
+                while i < n and text[i] in DIGITS:
                     i += 1
             if i < n and text[i] in "eE":
                 j = i + 1
                 if j < n and text[j] in "+-":
                     j += 1
-                if j < n and text[j].isdigit():
+                if j < n and text[j] in DIGITS:
                     is_float = True
                     i = j
-                    while i < n and text[i].isdigit():
+                    while i < n and text[i] in DIGITS:
                         i += 1
             lexeme = text[start:i]
             if is_float:
@@ -270,6 +274,7 @@ class Parser:
         if not self.at("end"):
             raise RuleSyntaxError(f"expected an operator or the end of the rule, found "
                                   f"{self.describe(self.tok)}", position=self.tok.pos)
+        _check_depth(expr)
         return ParsedRule(self.text, target, op, target_pos, expr)
 
     def parse_expr(self) -> Node:
@@ -458,6 +463,19 @@ class Parser:
             return inner
         raise RuleSyntaxError(f"expected a value, a column or '(', found {self.describe(t)}",
                               position=t.pos)
+
+
+def _check_depth(root: Node):
+    """Refuse trees deeper than MAX_TREE_DEPTH (long operator chains), iteratively, so
+    that checking and compiling never recurse too deep."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise RuleSyntaxError(f"expression nested more than {MAX_TREE_DEPTH} levels deep "
+                                  "(split it into several rules or derived columns)",
+                                  position=node.pos)
+        stack.extend((a, depth + 1) for a in node.args)
 
 
 def _parse_datetime(text: str, pos: int, what: str) -> int:
@@ -969,14 +987,13 @@ class Compiler:
             table = table or [0]
             return Val("bool", self.emit("LUT_B", x.reg, self.pool_i(table), len(table)),
                        pos=n.pos)
-        if x.is_lit:
-            raise self.type_error("the left side of 'in' must involve a column", n.pos)
         if x.kind in NUMERIC:
             kinds = {v.kind for v in items}
             if not kinds <= set(NUMERIC):
                 raise self.type_error(f"'in' compares {x.kind} with {sorted(kinds - set(NUMERIC))}"
                                       " values", n.pos)
             if x.kind == "int" and kinds == {"int"}:
+                x = self.materialize(x)
                 values = sorted(set(v.lit for v in items))
                 return Val("bool", self.emit("IN_I", x.reg, self.pool_i(values), len(values)),
                            pos=n.pos)
@@ -985,6 +1002,7 @@ class Compiler:
             return Val("bool", self.emit("IN_F", xf.reg, self.pool_f(values), len(values)),
                        pos=n.pos)
         if x.kind in ("datetime", "duration"):
+            x = self.materialize(x)
             values = []
             for v, node in zip(items, n.args[1:]):
                 values.append(self.coerce_literal(v, x.kind, node.pos).lit)
@@ -992,6 +1010,7 @@ class Compiler:
             return Val("bool", self.emit("IN_I", x.reg, self.pool_i(values), len(values)),
                        pos=n.pos)
         if x.kind == "bool":
+            x = self.materialize(x)
             out = None
             for v, node in zip(items, n.args[1:]):
                 if v.kind != "bool":
@@ -1015,8 +1034,6 @@ class Compiler:
         if "null" in (ka, kb):
             raise self.type_error("comparing with null is always null; use 'is null' or "
                                   "'is not null'", n.pos)
-        if a.is_lit and b.is_lit:
-            raise self.type_error("a comparison needs at least one column", n.pos)
         if ka == "categorical" or kb == "categorical":
             return self.cat_compare(op, a, b, n.pos)
         if ka == "str" or kb == "str":
