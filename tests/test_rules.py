@@ -405,3 +405,45 @@ def test_cuda_matches_cpu():
     assert np.array_equal(to_host(gpu.mask), cpu.mask)
     assert np.array_equal(gpu.counts, cpu.counts)
     assert np.array_equal(_float_bits(to_host(gpu.derived["w"])), _float_bits(cpu.derived["w"]))
+
+
+# ---- rules in copula sampling ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def customers_model():
+    import importlib.resources
+    path = importlib.resources.files("synthcore") / "data" / "customers.parquet"
+    return synthcore.GaussianCopula().fit(pd.read_parquet(path))
+
+
+SAMPLING_RULES = ["age >= 30", "monthly_spend < income / 100", "plan in ('pro', 'basic')",
+                  "spend_ratio = monthly_spend / income"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_sample_with_rules_gives_exactly_n_valid_rows(customers_model, backend):
+    out = customers_model.sample(3000, seed=4, rules=SAMPLING_RULES, backend=backend)
+    assert len(out) == 3000
+    assert Rules(SAMPLING_RULES[:3]).evaluate(out).mask.all()
+    assert np.allclose(out["spend_ratio"], out["monthly_spend"] / out["income"], equal_nan=True)
+    info = customers_model.last_sample_info
+    assert 0 < info["acceptance_rate"] < 1 and info["violations"]["age >= 30"] > 0
+
+
+def test_sample_with_rules_does_not_depend_on_batching(customers_model, monkeypatch):
+    from synthcore import _rules_sampling
+    want = customers_model.sample(2000, seed=9, rules=SAMPLING_RULES, backend="cpu")
+    monkeypatch.setattr(_rules_sampling, "PILOT", 100)
+    monkeypatch.setattr(_rules_sampling, "MAX_BATCH", 1500)
+    got = customers_model.sample(2000, seed=9, rules=SAMPLING_RULES, backend="cpu")
+    pd.testing.assert_frame_equal(want, got)
+    # the kept rows are the accepted candidates in row order: same as filtering the
+    # unconstrained sample of the same rows
+    plain = customers_model.sample(10_000, seed=9, backend="cpu")
+    kept = Rules(SAMPLING_RULES).filter(plain).reset_index(drop=True).iloc[:2000]
+    pd.testing.assert_frame_equal(kept, want.reset_index(drop=True), check_dtype=False)
+
+
+def test_sample_with_impossible_rules_names_the_rule(customers_model):
+    with pytest.raises(synthcore.RuleAcceptanceError, match="rule 1 'age > 200'"):
+        customers_model.sample(100, seed=1, rules=["age > 0", "age > 200"], backend="cpu")

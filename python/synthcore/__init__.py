@@ -23,11 +23,13 @@ from ._info import info
 from ._conditional import ImpossibleConditionError
 from .copula import GaussianCopula, load
 from .rules import RuleError, Rules, RuleSyntaxError, RuleTypeError
+from ._rules_sampling import RuleAcceptanceError
 
 __all__ = [
     "__version__",
     "BackendUnavailableError",
     "GaussianCopula",
+    "RuleAcceptanceError",
     "RuleError",
     "RuleSyntaxError",
     "RuleTypeError",
