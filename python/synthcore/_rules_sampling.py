@@ -90,7 +90,7 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     offset = int(row_offset)
     while total_kept < n:
         want = n - total_kept
-        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.1))))
+        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.03))))
         if seen == 0:
             batch = max(batch, min(PILOT, 16 * n))
         cols = model.sample(batch, seed=seed, stream=stream, row_offset=offset,
