@@ -8,6 +8,7 @@
 #include "copula.cuh"
 #include "dp_noise.cuh"
 #include "random.cuh"
+#include "rules.cuh"
 #include "secure_random.cuh"
 
 namespace py = pybind11;
@@ -57,6 +58,10 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("words"), py::arg("codes"), py::arg("out"), py::arg("n"), py::arg("keep_hi"),
         py::arg("keep_lo"), py::arg("other_hi"), py::arg("other_lo"), py::arg("cuda_stream"));
   m.def("copula_max_dims", [] { return sc::kCopulaMaxDims; });
+  m.def("rules_max_registers", [] { return sc::kRulesMaxRegisters; });
+  m.def("rules_evaluate", &sc::rules_evaluate, py::arg("code"), py::arg("n_instr"),
+        py::arg("const_f64"), py::arg("const_i64"), py::arg("columns"), py::arg("outputs"),
+        py::arg("n"), py::arg("mask"), py::arg("counts"), py::arg("cuda_stream"));
   auto plan_of = [](int d, py::tuple a) {
     if (a.size() != 13) throw std::invalid_argument("a device plan has 13 pointers");
     auto u = [&](int i) { return a[i].cast<uintptr_t>(); };

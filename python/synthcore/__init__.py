@@ -22,11 +22,18 @@ from ._backend import (
 from ._info import info
 from ._conditional import ImpossibleConditionError
 from .copula import GaussianCopula, load
+from .rules import RuleError, Rules, RuleSyntaxError, RuleTypeError
+from ._rules_sampling import RuleAcceptanceError
 
 __all__ = [
     "__version__",
     "BackendUnavailableError",
     "GaussianCopula",
+    "RuleAcceptanceError",
+    "RuleError",
+    "RuleSyntaxError",
+    "RuleTypeError",
+    "Rules",
     "ImpossibleConditionError",
     "available_backends",
     "copula_kernels",

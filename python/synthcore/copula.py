@@ -486,7 +486,7 @@ class GaussianCopula:
 
     def sample(self, n: Optional[int], *, seed: Seed = None, stream: int = 0,
                row_offset: int = 0, conditions=None, backend: Optional[str] = None,
-               output: str = "pandas"):
+               output: str = "pandas", rules=None, min_acceptance: float = 1e-3):
         """``n`` synthetic rows as pandas (default), arrow, polars or a dict of NumPy arrays.
 
         Rows ``row_offset .. row_offset + n - 1`` of the (seed, stream)
@@ -503,14 +503,30 @@ class GaussianCopula:
 
         A condition the model gives probability zero raises
         ``synthcore.ImpossibleConditionError`` naming the column.
+
+        ``rules`` (a ``synthcore.Rules`` or a list of rule strings, docs/rules.md): the
+        result is the first ``n`` rows, in row-index order, of the candidate rows
+        ``row_offset, row_offset + 1, ...`` of the (seed, stream) sequence that satisfy
+        every rule, so it does not depend on how candidates are batched. Derived
+        columns of the rules are appended. ``self.last_sample_info`` reports the
+        acceptance rate; below ``min_acceptance`` (measured on at least 10,000
+        candidates) ``synthcore.RuleAcceptanceError`` names the rule that rejects most.
         """
         self._require_fitted()
+        if rules is not None:
+            from ._rules_sampling import sample_with_rules
+            if conditions is not None:
+                raise ValueError("rules and conditions cannot be combined yet; express the "
+                                 "conditions as rules")
+            return sample_with_rules(self, n, rules, seed=seed, stream=stream,
+                                     row_offset=row_offset, backend=backend, output=output,
+                                     min_acceptance=min_acceptance)
         if conditions is not None:
             from ._conditional import parse_conditions
             n, per_column = parse_conditions(self.columns, conditions, n)
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        if output not in OUTPUTS:
+        if output not in OUTPUTS and output != "columns":
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         for name, v, top in (("stream", stream, 2**44), ("row_offset", row_offset, 2**62)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < top:
@@ -545,6 +561,8 @@ class GaussianCopula:
                 _ref.sample(plan, key, int(stream), int(row_offset), int(n), buffers)
             else:
                 _core_sample(plan, key, int(stream), int(row_offset), int(n), buffers)
+        if output == "columns":   # internal: typed columns, for rule-constrained sampling
+            return self._output_columns(buffers, int(n))
         return build_output(self._output_columns(buffers, int(n)), output)
 
     def _device_plan(self, plan):

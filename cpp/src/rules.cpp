@@ -1,0 +1,364 @@
+// CPU evaluator for rule programs (synthcore/rules.hpp). Rows are taken in blocks of
+// kBlock; every instruction of the program runs over the block before the next
+// instruction, so each loop is a simple vectorisable pass over values that stay in
+// L1/L2, and no array the size of the table is ever allocated. Registers are pointers:
+// a load of a float64 or int64 column just points into the column; constants are
+// filled once per piece of work. Threads take pieces of blocks (parallel.hpp).
+#include "synthcore/rules.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "synthcore/dispatch.hpp"
+#include "synthcore/parallel.hpp"
+
+namespace synthcore {
+namespace rules {
+
+const char* const kOpNames[kNumOps] = {
+    "LOAD_F64", "LOAD_I64", "LOAD_I32", "LOAD_B", "CONST_F", "CONST_I", "CONST_B", "I2F",
+    "ADD_F", "SUB_F", "MUL_F", "DIV_F", "MOD_F", "MIN_F", "MAX_F", "NEG_F", "ABS_F",
+    "FLOOR_F", "CEIL_F", "RINT_F", "ADD_I", "SUB_I", "MUL_I", "MOD_I", "MIN_I", "MAX_I",
+    "NEG_I", "ABS_I", "EQ_F", "NE_F", "LT_F", "LE_F", "GT_F", "GE_F", "EQ_I", "NE_I", "LT_I",
+    "LE_I", "GT_I", "GE_I", "EQ_B", "NE_B", "AND", "OR", "NOT", "ISNULL_F", "ISNULL_I",
+    "ISNULL_B", "ISNULL_C", "IN_F", "IN_I", "LUT_B", "LUT_I", "LUT_C", "SEL_8", "SEL_B",
+    "RULE", "STORE_8", "STORE_B"};
+
+namespace {
+
+constexpr size_t kBlock = 2048;
+
+// Which of a, b, c are register operands, and whether the op writes dst.
+struct OpShape {
+  int regs;  // bit 0: a, bit 1: b, bit 2: c
+  bool dst;
+};
+
+OpShape shape(int op) {
+  switch (op) {
+    case LOAD_F64: case LOAD_I64: case LOAD_I32: case LOAD_B:
+    case CONST_F: case CONST_I: case CONST_B: return {0, true};
+    case SEL_8: case SEL_B: return {7, true};
+    case RULE: case STORE_8: case STORE_B: return {1, false};
+    case I2F: case NEG_F: case ABS_F: case FLOOR_F: case CEIL_F: case RINT_F: case NEG_I:
+    case ABS_I: case NOT: case ISNULL_F: case ISNULL_I: case ISNULL_B: case ISNULL_C:
+    case IN_F: case IN_I: case LUT_B: case LUT_I: case LUT_C: return {1, true};
+    default: return {3, true};
+  }
+}
+
+[[noreturn]] void bad(size_t pc, const std::string& what) {
+  throw std::invalid_argument("rule program instruction " + std::to_string(pc) + ": " + what);
+}
+
+template <class T> SC_ALWAYS_INLINE T* R(void* const* ptr, int r) {
+  return static_cast<T*>(ptr[r]);
+}
+
+SC_CLONES void run_blocks(const RuleProgram& p, const RuleData& d, size_t first, size_t last,
+                          uint8_t* mask, int64_t* counts) {
+  const int nr = p.n_registers;
+  std::vector<uint64_t> storage(static_cast<size_t>(nr) * kBlock);
+  std::vector<void*> ptr(nr);
+  std::vector<void*> buf(nr);
+  for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * kBlock;
+  const int32_t* code = p.code;
+  // constants: their registers are never reused, fill them once
+  for (size_t pc = 0; pc < p.n_instr; ++pc) {
+    const int32_t* ins = code + 5 * pc;
+    const int op = ins[0], dst = ins[1], b = ins[3];
+    if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), kBlock, p.const_f64[b]);
+    if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), kBlock, p.const_i64[b]);
+    if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), kBlock, uint8_t(b));
+  }
+  void* const* P = ptr.data();
+  for (size_t r0 = first; r0 < last; r0 += kBlock) {
+    const size_t m = std::min(kBlock, last - r0);
+    uint8_t* mk = mask + r0;
+    std::fill_n(mk, m, uint8_t(1));
+    for (size_t pc = 0; pc < p.n_instr; ++pc) {
+      const int32_t* ins = code + 5 * pc;
+      const int op = ins[0], dst = ins[1], a = ins[2], b = ins[3], c = ins[4];
+      if (op == CONST_F || op == CONST_I || op == CONST_B) continue;
+      void* out = buf[dst];
+#define F_BIN(expr)                                                        \
+  {                                                                        \
+    const double* x = R<double>(P, a); const double* y = R<double>(P, b); \
+    double* o = static_cast<double*>(out);                                 \
+    for (size_t i = 0; i < m; ++i) o[i] = (expr);                          \
+    ptr[dst] = out; break;                                                 \
+  }
+#define F_UN(expr)                                                         \
+  {                                                                        \
+    const double* x = R<double>(P, a); double* o = static_cast<double*>(out); \
+    for (size_t i = 0; i < m; ++i) o[i] = (expr);                          \
+    ptr[dst] = out; break;                                                 \
+  }
+#define I_BIN(expr)                                                          \
+  {                                                                          \
+    const int64_t* x = R<int64_t>(P, a); const int64_t* y = R<int64_t>(P, b); \
+    int64_t* o = static_cast<int64_t*>(out);                                 \
+    for (size_t i = 0; i < m; ++i) o[i] = (expr);                            \
+    ptr[dst] = out; break;                                                   \
+  }
+#define I_UN(expr)                                                           \
+  {                                                                          \
+    const int64_t* x = R<int64_t>(P, a); int64_t* o = static_cast<int64_t*>(out); \
+    for (size_t i = 0; i < m; ++i) o[i] = (expr);                            \
+    ptr[dst] = out; break;                                                   \
+  }
+#define F_CMP(cmp)                                                         \
+  {                                                                        \
+    const double* x = R<double>(P, a); const double* y = R<double>(P, b); \
+    uint8_t* o = static_cast<uint8_t*>(out);                               \
+    for (size_t i = 0; i < m; ++i)                                         \
+      o[i] = cmp3(x[i] cmp y[i], f_null(x[i]) | f_null(y[i]));             \
+    ptr[dst] = out; break;                                                 \
+  }
+#define I_CMP(cmp)                                                           \
+  {                                                                          \
+    const int64_t* x = R<int64_t>(P, a); const int64_t* y = R<int64_t>(P, b); \
+    uint8_t* o = static_cast<uint8_t*>(out);                                 \
+    for (size_t i = 0; i < m; ++i) o[i] = cmp3(x[i] cmp y[i], i_null2(x[i], y[i])); \
+    ptr[dst] = out; break;                                                   \
+  }
+#define B_BIN(expr)                                                          \
+  {                                                                          \
+    const uint8_t* x = R<uint8_t>(P, a); const uint8_t* y = R<uint8_t>(P, b); \
+    uint8_t* o = static_cast<uint8_t*>(out);                                 \
+    for (size_t i = 0; i < m; ++i) o[i] = (expr);                            \
+    ptr[dst] = out; break;                                                   \
+  }
+      switch (op) {
+        case LOAD_F64:
+          ptr[dst] = const_cast<double*>(static_cast<const double*>(d.columns[b]) + r0);
+          break;
+        case LOAD_I64:
+          ptr[dst] = const_cast<int64_t*>(static_cast<const int64_t*>(d.columns[b]) + r0);
+          break;
+        case LOAD_B:
+          ptr[dst] = const_cast<uint8_t*>(static_cast<const uint8_t*>(d.columns[b]) + r0);
+          break;
+        case LOAD_I32: {
+          const int32_t* x = static_cast<const int32_t*>(d.columns[b]) + r0;
+          int64_t* o = static_cast<int64_t*>(out);
+          for (size_t i = 0; i < m; ++i) o[i] = x[i];
+          ptr[dst] = out;
+          break;
+        }
+        case I2F: {
+          const int64_t* x = R<int64_t>(P, a);
+          double* o = static_cast<double*>(out);
+          for (size_t i = 0; i < m; ++i) o[i] = i2f(x[i]);
+          ptr[dst] = out;
+          break;
+        }
+        case ADD_F: F_BIN(x[i] + y[i])
+        case SUB_F: F_BIN(x[i] - y[i])
+        case MUL_F: F_BIN(x[i] * y[i])
+        case DIV_F: F_BIN(x[i] / y[i])
+        case MOD_F: F_BIN(f_mod(x[i], y[i]))
+        case MIN_F: F_BIN(f_min(x[i], y[i]))
+        case MAX_F: F_BIN(f_max(x[i], y[i]))
+        case NEG_F: F_UN(-x[i])
+        case ABS_F: F_UN(std::fabs(x[i]))
+        case FLOOR_F: F_UN(std::floor(x[i]))
+        case CEIL_F: F_UN(std::ceil(x[i]))
+        case RINT_F: F_UN(std::rint(x[i]))
+        case ADD_I: I_BIN(i_add(x[i], y[i]))
+        case SUB_I: I_BIN(i_sub(x[i], y[i]))
+        case MUL_I: I_BIN(i_mul(x[i], y[i]))
+        case MOD_I: I_BIN(i_mod(x[i], y[i]))
+        case MIN_I: I_BIN(i_min(x[i], y[i]))
+        case MAX_I: I_BIN(i_max(x[i], y[i]))
+        case NEG_I: I_UN(i_neg(x[i]))
+        case ABS_I: I_UN(i_abs(x[i]))
+        case EQ_F: F_CMP(==)
+        case NE_F: F_CMP(!=)
+        case LT_F: F_CMP(<)
+        case LE_F: F_CMP(<=)
+        case GT_F: F_CMP(>)
+        case GE_F: F_CMP(>=)
+        case EQ_I: I_CMP(==)
+        case NE_I: I_CMP(!=)
+        case LT_I: I_CMP(<)
+        case LE_I: I_CMP(<=)
+        case GT_I: I_CMP(>)
+        case GE_I: I_CMP(>=)
+        case EQ_B: B_BIN(b_eq(x[i], y[i]))
+        case NE_B: B_BIN(b_ne(x[i], y[i]))
+        case AND: B_BIN(b_and(x[i], y[i]))
+        case OR: B_BIN(b_or(x[i], y[i]))
+        case NOT: {
+          const uint8_t* x = R<uint8_t>(P, a);
+          uint8_t* o = static_cast<uint8_t*>(out);
+          for (size_t i = 0; i < m; ++i) o[i] = uint8_t(2 - x[i]);
+          ptr[dst] = out;
+          break;
+        }
+        case ISNULL_F: case ISNULL_I: case ISNULL_B: case ISNULL_C: {
+          uint8_t* o = static_cast<uint8_t*>(out);
+          if (op == ISNULL_F) {
+            const double* x = R<double>(P, a);
+            for (size_t i = 0; i < m; ++i) o[i] = uint8_t(f_null(x[i]) ? 2 : 0);
+          } else if (op == ISNULL_B) {
+            const uint8_t* x = R<uint8_t>(P, a);
+            for (size_t i = 0; i < m; ++i) o[i] = uint8_t(x[i] == 1 ? 2 : 0);
+          } else {
+            const int64_t* x = R<int64_t>(P, a);
+            const int64_t nul = op == ISNULL_I ? kIntNull : -1;
+            for (size_t i = 0; i < m; ++i) o[i] = uint8_t((op == ISNULL_C ? x[i] < 0 : x[i] == nul) ? 2 : 0);
+          }
+          ptr[dst] = out;
+          break;
+        }
+        case IN_F: {
+          const double* x = R<double>(P, a);
+          const double* set = p.const_f64 + b;
+          uint8_t* o = static_cast<uint8_t*>(out);
+          for (size_t i = 0; i < m; ++i) {
+            bool hit = false;
+            for (int k = 0; k < c; ++k) hit |= x[i] == set[k];
+            o[i] = cmp3(hit, f_null(x[i]));
+          }
+          ptr[dst] = out;
+          break;
+        }
+        case IN_I: {
+          const int64_t* x = R<int64_t>(P, a);
+          const int64_t* set = p.const_i64 + b;
+          uint8_t* o = static_cast<uint8_t*>(out);
+          for (size_t i = 0; i < m; ++i) {
+            bool hit = false;
+            for (int k = 0; k < c; ++k) hit |= x[i] == set[k];
+            o[i] = cmp3(hit, x[i] == kIntNull);
+          }
+          ptr[dst] = out;
+          break;
+        }
+        case LUT_B: case LUT_I: case LUT_C: {
+          const int64_t* x = R<int64_t>(P, a);
+          const int64_t* table = p.const_i64 + b;
+          const int64_t fill = op == LUT_B ? 1 : (op == LUT_I ? kIntNull : -1);
+          if (op == LUT_B) {
+            uint8_t* o = static_cast<uint8_t*>(out);
+            for (size_t i = 0; i < m; ++i)
+              o[i] = uint8_t((x[i] < 0) | (x[i] >= c) ? fill : table[x[i]]);
+          } else {
+            int64_t* o = static_cast<int64_t*>(out);
+            for (size_t i = 0; i < m; ++i) o[i] = (x[i] < 0) | (x[i] >= c) ? fill : table[x[i]];
+          }
+          ptr[dst] = out;
+          break;
+        }
+        case SEL_8: {
+          const uint8_t* k = R<uint8_t>(P, a);
+          const int64_t* x = R<int64_t>(P, b);
+          const int64_t* y = R<int64_t>(P, c);
+          int64_t* o = static_cast<int64_t*>(out);
+          for (size_t i = 0; i < m; ++i) o[i] = k[i] == 2 ? x[i] : y[i];
+          ptr[dst] = out;
+          break;
+        }
+        case SEL_B: {
+          const uint8_t* k = R<uint8_t>(P, a);
+          const uint8_t* x = R<uint8_t>(P, b);
+          const uint8_t* y = R<uint8_t>(P, c);
+          uint8_t* o = static_cast<uint8_t*>(out);
+          for (size_t i = 0; i < m; ++i) o[i] = k[i] == 2 ? x[i] : y[i];
+          ptr[dst] = out;
+          break;
+        }
+        case RULE: {
+          const uint8_t* x = R<uint8_t>(P, a);
+          int64_t violated = 0;
+          for (size_t i = 0; i < m; ++i) {
+            const uint8_t v = x[i] == 0;
+            violated += v;
+            mk[i] &= uint8_t(v ^ 1);
+          }
+          counts[c] += violated;
+          break;
+        }
+        case STORE_8:
+          std::memcpy(static_cast<int64_t*>(d.outputs[c]) + r0, P[a], m * 8);
+          break;
+        case STORE_B:
+          std::memcpy(static_cast<uint8_t*>(d.outputs[c]) + r0, P[a], m);
+          break;
+        default:
+          break;
+      }
+#undef F_BIN
+#undef F_UN
+#undef I_BIN
+#undef I_UN
+#undef F_CMP
+#undef I_CMP
+#undef B_BIN
+    }
+  }
+}
+
+}  // namespace
+
+void validate_rule_program(const RuleProgram& p, const RuleData& d, int max_registers) {
+  if (p.n_registers < 1 || p.n_registers > max_registers)
+    throw std::invalid_argument("rule program: register count out of range");
+  for (size_t pc = 0; pc < p.n_instr; ++pc) {
+    const int32_t* ins = p.code + 5 * pc;
+    const int op = ins[0], dst = ins[1], a = ins[2], b = ins[3], c = ins[4];
+    if (op < 0 || op >= kNumOps) bad(pc, "unknown opcode");
+    const OpShape s = shape(op);
+    if (s.dst && (dst < 0 || dst >= p.n_registers)) bad(pc, "destination register out of range");
+    const int fields[3] = {a, b, c};
+    for (int k = 0; k < 3; ++k)
+      if ((s.regs >> k & 1) && (fields[k] < 0 || fields[k] >= p.n_registers))
+        bad(pc, "operand register out of range");
+    auto column = [&](int want) {
+      if (b < 0 || b >= d.n_columns) bad(pc, "column index out of range");
+      if (d.column_types[b] != want) bad(pc, "column storage does not match the load");
+    };
+    switch (op) {
+      case LOAD_F64: column(COL_F64); break;
+      case LOAD_I64: column(COL_I64); break;
+      case LOAD_I32: column(COL_I32); break;
+      case LOAD_B: column(COL_B); break;
+      case CONST_F: if (b < 0 || size_t(b) >= p.n_const_f64) bad(pc, "constant out of range"); break;
+      case CONST_I: if (b < 0 || size_t(b) >= p.n_const_i64) bad(pc, "constant out of range"); break;
+      case CONST_B: if (b < 0 || b > 2) bad(pc, "boolean constant must be 0, 1 or 2"); break;
+      case IN_F:
+        if (b < 0 || c < 0 || size_t(b) + size_t(c) > p.n_const_f64) bad(pc, "set out of range");
+        break;
+      case IN_I: case LUT_B: case LUT_I: case LUT_C:
+        if (b < 0 || c < 0 || size_t(b) + size_t(c) > p.n_const_i64) bad(pc, "table out of range");
+        break;
+      case RULE: if (c < 0 || c >= p.n_rules) bad(pc, "rule index out of range"); break;
+      case STORE_8: case STORE_B:
+        if (c < 0 || c >= d.n_outputs) bad(pc, "output index out of range");
+        if ((op == STORE_B) != (d.output_types[c] == 3)) bad(pc, "output storage mismatch");
+        break;
+      default: break;
+    }
+  }
+}
+
+void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* mask,
+                    int64_t* counts, int num_threads) {
+  std::fill_n(counts, p.n_rules, int64_t{0});
+  const size_t n_blocks = (n + kBlock - 1) / kBlock;
+  std::mutex lock;
+  parallel_for(n_blocks, num_threads, 16, [&](size_t b0, size_t b1) {
+    std::vector<int64_t> local(std::max(p.n_rules, 1), 0);
+    run_blocks(p, d, b0 * kBlock, std::min(n, b1 * kBlock), mask, local.data());
+    std::lock_guard<std::mutex> g(lock);
+    for (int k = 0; k < p.n_rules; ++k) counts[k] += local[k];
+  });
+}
+
+}  // namespace rules
+}  // namespace synthcore

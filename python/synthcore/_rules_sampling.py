@@ -1,0 +1,128 @@
+"""Sampling under rules: reject and refill, counter-based (docs/rules.md).
+
+Candidates are the rows ``row_offset, row_offset + 1, ...`` of the synthesizer's
+(seed, stream) sequence; the result is the first ``n`` that satisfy every rule, in
+row-index order. Batches only decide how many candidates are looked at per step,
+never which rows are kept, so the output is the same whatever the batch sizes.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._table import OutputColumn, build_output
+
+PILOT = 10_000
+MAX_BATCH = 1 << 22
+
+
+class RuleAcceptanceError(ValueError):
+    """Too few sampled rows satisfy the rules to deliver the rows asked for."""
+
+
+def _as_rules(rules):
+    from .rules import Rules
+    return rules if isinstance(rules, Rules) else Rules(list(rules) if not isinstance(rules, str)
+                                                        else [rules])
+
+
+def _take(col: OutputColumn, index: np.ndarray) -> OutputColumn:
+    return OutputColumn(col.name, col.kind, col.values[index],
+                        None if col.null is None else col.null[index], col.dtype,
+                        col.categories, col.tz)
+
+
+def _concat(parts: list) -> list:
+    out = []
+    for k, first in enumerate(parts[0]):
+        cols = [p[k] for p in parts]
+        null = None
+        if any(c.null is not None for c in cols):
+            null = np.concatenate([c.null if c.null is not None else
+                                   np.zeros(len(c.values), bool) for c in cols])
+        out.append(OutputColumn(first.name, first.kind,
+                                np.concatenate([c.values for c in cols]), null, first.dtype,
+                                first.categories, first.tz))
+    return out
+
+
+def _derived_column(name, output, raw) -> OutputColumn:
+    from ._rules_compile import INT_NULL
+    kind = output.kind
+    if kind == "float":
+        return OutputColumn(name, "float", raw, None, "float64")
+    if kind in ("int", "datetime", "duration"):
+        null = raw == INT_NULL
+        if kind == "int":
+            return OutputColumn(name, "int", raw, null if null.any() else None, "int64")
+        # durations are returned as their nanosecond count
+        if kind == "duration":
+            return OutputColumn(name, "int", raw, null if null.any() else None, "int64")
+        return OutputColumn(name, "datetime", raw, null if null.any() else None,
+                            "datetime64[ns]")
+    if kind == "bool":
+        null = raw == 1
+        return OutputColumn(name, "bool", raw == 2, null if null.any() else None, "bool")
+    if kind == "categorical":
+        cats = np.empty(len(output.categories), dtype=object)
+        cats[:] = output.categories
+        codes = raw.astype(np.int32)
+        return OutputColumn(name, "categorical", codes, codes < 0 if (codes < 0).any() else None,
+                            "object", cats)
+    raise AssertionError(kind)
+
+
+def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
+                      min_acceptance):
+    import numbers
+    from .rules import _TableView, run_program
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not 0 < min_acceptance <= 1:
+        raise ValueError(f"min_acceptance must be in (0, 1], got {min_acceptance!r}")
+    rules = _as_rules(rules)
+    n = int(n)
+    kept_parts, total_kept, seen = [], 0, 0
+    counts = None
+    program = None
+    rate = 1.0
+    offset = int(row_offset)
+    while total_kept < n:
+        want = n - total_kept
+        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.03))))
+        if seen == 0:
+            batch = max(batch, min(PILOT, 16 * n))
+        cols = model.sample(batch, seed=seed, stream=stream, row_offset=offset,
+                            backend=backend if backend != "cuda" else "cpu", output="columns")
+        view = _TableView(cols)
+        program, columns, m = rules.bind(view)
+        mask, c, derived = run_program(program, columns, m,
+                                       None if backend in (None, "auto", "cuda") else backend)
+        counts = c if counts is None else counts + c
+        index = np.flatnonzero(mask)[:want]
+        part = [_take(col, index) for col in cols]
+        part += [_derived_column(o.name, o, d[index]) for o, d in zip(program.outputs, derived)]
+        kept_parts.append(part)
+        accepted = int(np.count_nonzero(mask))
+        # candidates actually consumed: up to the last kept row when the batch finished n
+        consumed = batch if len(index) < want or len(index) == 0 else int(index[-1]) + 1
+        seen += consumed
+        total_kept += len(index)
+        offset += batch
+        rate = max((total_kept if total_kept else accepted) / seen, 0.0) if seen else 1.0
+        if total_kept < n and seen >= PILOT and total_kept / seen < min_acceptance:
+            worst = int(np.argmax(counts))
+            raise RuleAcceptanceError(
+                f"only {total_kept} of {seen} sampled rows ({total_kept / seen:.3%}) satisfy "
+                f"the rules, below min_acceptance={min_acceptance}; the rule that rejects most "
+                f"is rule {worst} {program.rule_texts[worst]!r} ({int(counts[worst])} rows "
+                f"rejected, {counts[worst] / seen:.1%})")
+        if offset - row_offset > 2**62:
+            raise RuleAcceptanceError("ran out of candidate rows")
+    model.last_sample_info = {
+        "rows": n, "candidates": seen, "acceptance_rate": n / seen,
+        "violations": {t: int(v) for t, v in zip(program.rule_texts, counts)},
+    }
+    columns = _concat(kept_parts) if len(kept_parts) > 1 else kept_parts[0]
+    return build_output(columns, output)
