@@ -26,6 +26,7 @@ from .copula import GaussianCopula, load
 __all__ = [
     "__version__",
     "BackendUnavailableError",
+    "DPGaussianCopula",
     "GaussianCopula",
     "ImpossibleConditionError",
     "available_backends",
@@ -40,3 +41,11 @@ __all__ = [
     "set_num_threads",
     "use_backend",
 ]
+
+
+def __getattr__(name):
+    # synthcore.dp (SciPy's optimizers, the DP tables) loads only when asked for
+    if name == "DPGaussianCopula":
+        from .dp.copula import DPGaussianCopula
+        return DPGaussianCopula
+    raise AttributeError(f"module 'synthcore' has no attribute {name!r}")

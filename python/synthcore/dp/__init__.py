@@ -9,8 +9,11 @@
 - ``discrete_laplace`` (integer arrays) and ``randomized_response`` (category codes):
   synthcore/dp/mechanisms.py.
 
-Not in this release yet: the discrete Gaussian, grid-safe float noise, noisy max and
-the DP copula (docs/dp.md has the design).
+- ``DPGaussianCopula``: a Gaussian copula fitted from noisy histograms and a noisy
+  Kendall statistic (synthcore/dp/copula.py).
+
+Not in this release yet: the discrete Gaussian, grid-safe float noise and noisy max
+(docs/dp.md has the design).
 """
 from . import accounting
 from ._generator import (
@@ -20,7 +23,9 @@ from ._generator import (
 )
 from .accounting import Accountant, BudgetExceededError
 from .mechanisms import DPRelease, discrete_laplace, randomized_response
+from .copula import DPGaussianCopula
 
-__all__ = ["Accountant", "BudgetExceededError", "DPRelease", "InsecureTestGenerator",
+__all__ = ["Accountant", "BudgetExceededError", "DPGaussianCopula", "DPRelease",
+           "InsecureTestGenerator",
            "SecureGenerator", "accounting", "discrete_laplace", "insecure_generator_for_tests",
            "randomized_response"]
