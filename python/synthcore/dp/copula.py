@@ -47,6 +47,7 @@ NEIGHBOURING = "replace-one-row"
 DEFAULT_SPLIT = {"marginals": 0.5, "correlation": 0.5}
 DEFAULT_TAU_ROWS = 50_000
 HISTOGRAM_SENSITIVITY = 2       # replace one row: one count -1, one count +1
+NULL_THRESHOLD = 5.0            # a noisy null count under 5 noise scales is taken as 0
 THRESHOLD_Z = 9.0               # zero-probability levels: thresholds beyond any float64 normal
 BOOL_CATEGORIES = [False, True]
 _MIN_BINS, _MAX_BINS = 4, 100
@@ -486,11 +487,14 @@ class DPGaussianCopula(GaussianCopula):
 
     @staticmethod
     def _denoise(noisy: np.ndarray, scale: float) -> np.ndarray:
-        """Noisy counts to non-negative counts: a bin under t max(ln K, 3) is set to 0 (an
-        empty bin passes with probability about min(1 / (2K), 0.025)); if no value bin is
-        left, clamp at 0 instead, and if still none, a uniform histogram."""
+        """Noisy counts to non-negative counts: a value bin under t max(ln K, 3) is set to 0
+        (an empty bin passes with probability about min(1 / (2K), 0.025)), the null bin
+        (last) under 5 t (a column without nulls gets some with probability ~0.3%); if no
+        value bin is left, clamp at 0 instead, and if still none, a uniform histogram."""
         k = noisy.size
-        kept = np.where(noisy >= scale * max(math.log(k), 3.0), noisy, 0).astype(np.int64)
+        cut = np.full(k, scale * max(math.log(k), 3.0))
+        cut[-1] = NULL_THRESHOLD * scale
+        kept = np.where(noisy >= cut, noisy, 0).astype(np.int64)
         if kept[:-1].sum() == 0:
             kept[:-1] = np.maximum(noisy[:-1], 0)
         if kept[:-1].sum() == 0:
