@@ -234,14 +234,19 @@ def test_samples_respect_bounds_and_categories(customers):
     assert s["rating"].dropna().isin([1, 2, 3, 4, 5]).all()
 
 
-def test_int_column_in_categories_is_modelled_by_level(customers):
-    cats = {**CATEGORIES, "orders": list(range(0, 31))}
+def test_numeric_columns_in_categories_are_modelled_by_level(customers):
+    df = customers.copy()
+    df["score"] = np.random.default_rng(1).choice([0.5, 1.5, 2.5], size=len(df))
+    cats = {**CATEGORIES, "orders": list(range(0, 31)), "score": [2.5, 0.5, 1.5]}
     bounds = {k: v for k, v in BOUNDS.items() if k != "orders"}
-    m = _fit(customers, epsilon=5.0, bounds=bounds, categories=cats)
+    m = _fit(df, epsilon=5.0, bounds=bounds, categories=cats)
     col = next(c for c in m.columns if c.name == "orders")
     assert col.encoding == "levels" and col.levels.dtype == np.int64
     s = m.sample(10_000, seed=1, backend="cpu")
     assert s["orders"].dtype == np.int64 and s["orders"].isin(range(31)).all()
+    # float and integer levels in one plan: the kernels agree
+    assert set(s["score"]) == {0.5, 1.5, 2.5}
+    pd.testing.assert_frame_equal(s, m.sample(10_000, seed=1, backend="numpy"))
 
 
 # ---- persistence and kernels --------------------------------------------------------

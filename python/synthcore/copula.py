@@ -473,10 +473,20 @@ class GaussianCopula:
             return offsets, np.ascontiguousarray(data)
 
         knot_offsets, knot_data = concat(knots, np.float64)
+        if any(p is not None for p in level_i64) and any(p is not None for p in level_f64):
+            # one level_offsets indexes both arrays: pad each with zeros where the other
+            # holds a dim's levels (float levels come from DPGaussianCopula's categories)
+            for j in range(d):
+                if level_i64[j] is not None:
+                    level_f64[j] = np.zeros(level_i64[j].size)
+                elif level_f64[j] is not None:
+                    level_i64[j] = np.zeros(level_f64[j].size, np.int64)
         level_offsets, li64 = concat(level_i64, np.int64)
-        _, lf64 = concat(level_f64, np.float64)
-        if lf64.size and li64.size:
-            raise AssertionError("a latent dim has both integer and float levels")
+        f64_offsets, lf64 = concat(level_f64, np.float64)
+        if lf64.size and li64.size and not np.array_equal(level_offsets, f64_offsets):
+            raise AssertionError("integer and float levels are not aligned")
+        if lf64.size and not li64.size:
+            level_offsets = f64_offsets
         self._plan = SamplingPlan(d, np.ascontiguousarray(self.cholesky), dim_kind, z_lo,
                                   z_scale, knot_offsets, knot_data, out_kind, level_offsets,
                                   li64, lf64, null_dim, round_mode, round_q, out_dtype)
