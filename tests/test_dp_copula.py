@@ -123,6 +123,14 @@ def test_too_small_a_budget_is_refused_before_any_noise(customers, budget):
     assert acc.ledger == [] and gen._next == 0
 
 
+def test_an_epsilon_the_sampler_cannot_account_for_is_refused(customers):
+    gen = dp.insecure_generator_for_tests(4)
+    with pytest.raises(ValueError, match="epsilon: release 'correlation:kendall'"):
+        DPGaussianCopula(epsilon=300.0, bounds=BOUNDS, categories=CATEGORIES,
+                         generator=gen).fit(customers)
+    assert gen._next == 0
+
+
 def test_zcdp_accountant_is_refused():
     with pytest.raises(ValueError, match="accountant"):
         DPGaussianCopula(epsilon=1.0, accountant=dp.Accountant(rho=1.0))

@@ -269,6 +269,11 @@ class DPGaussianCopula(GaussianCopula):
                                      2 * pairs * (n_tau - 1)))
         planned = PrivacyCost(epsilon=math.fsum(r.epsilon for r in releases),
                               delta=math.fsum(r.delta for r in releases))
+        if planned.delta + self.delta >= 1.0:
+            worst = max(releases, key=lambda r: r.epsilon)
+            raise ValueError(f"epsilon: release {worst.name!r} at epsilon={worst.epsilon:g} makes "
+                             "the sampler's delta bound (grows like e^epsilon) reach 1; use a "
+                             "smaller epsilon (per release below ~60)")
         accountant = self.accountant
         if accountant is None:
             accountant = Accountant(epsilon=self.epsilon, delta=self.delta + planned.delta)
