@@ -595,19 +595,22 @@ class DPGaussianCopula(GaussianCopula):
     @staticmethod
     def _correlation_from_s(s_noisy, value_cols, specs, models, n_tau, d):
         """tau_b ~ S / (P g_i g_j), g = (1 - null rate) sqrt(1 - tie rate), both from the
-        noisy histograms; rho = sin(pi tau / 2); nearest correlation matrix."""
+        noisy histograms; rho solves latent_tau_b(rho) = tau_b (sin(pi tau / 2) between
+        binned columns); nearest correlation matrix."""
         by_name = {mdl.name: mdl for mdl in models}
         pairs_total = n_tau * (n_tau - 1) / 2.0
         g = [(1.0 - by_name[s["name"]].null_rate) * math.sqrt(max(1.0 - s["ties"], 1e-12))
              for s in value_cols]
         dims = [by_name[s["name"]].value_dim for s in value_cols]
+        cuts = [by_name[s["name"]].thresholds if by_name[s["name"]].encoding == "levels"
+                else None for s in value_cols]
         corr = np.eye(d)
         k = 0
         for i in range(len(value_cols)):
             for j in range(i + 1, len(value_cols)):
                 if dims[i] is not None and dims[j] is not None:
                     tau = float(s_noisy[k]) / (pairs_total * g[i] * g[j])
-                    rho = math.sin(math.pi / 2.0 * min(1.0, max(-1.0, tau)))
+                    rho = tau_to_rho(tau, cuts[i], cuts[j])
                     corr[dims[i], dims[j]] = corr[dims[j], dims[i]] = rho
                 k += 1
         return _nearest_correlation(corr) if d else corr
@@ -669,3 +672,70 @@ def _quantile_table(counts: np.ndarray, edges: np.ndarray, u: np.ndarray) -> np.
     t[u <= 0.0] = edges[nz[0]]
     t[u >= 1.0] = edges[nz[-1] + 1]
     return np.maximum.accumulate(t)
+
+
+_RHO_MAX = 0.999
+_CONTINUOUS_CELLS = 64
+_X_GRID = np.linspace(-9.0, 9.0, 901)
+
+
+def latent_tau_b(rho: float, cuts_x: Optional[np.ndarray], cuts_y: Optional[np.ndarray]) -> float:
+    """Kendall's tau-b of (level(Z1), level(Z2)) for (Z1, Z2) standard bivariate normal with
+    correlation rho, cut at the given thresholds (None: continuous, taken as 64
+    equiprobable cells). Cell probabilities from Phi2(a, b) = int_-inf^a phi(x)
+    Phi((b - rho x) / sqrt(1 - rho^2)) dx (trapezoid on a 0.02 grid); then
+    tau_a = sum p_kl (concordant_kl - discordant_kl), divided by sqrt((1 - ties_x)(1 - ties_y))."""
+    from scipy.special import ndtr, ndtri
+    if cuts_x is None and cuts_y is None:
+        return 2.0 / math.pi * math.asin(rho)
+    even = ndtri(np.arange(1, _CONTINUOUS_CELLS) / _CONTINUOUS_CELLS)
+    a = even if cuts_x is None else np.asarray(cuts_x, dtype=np.float64)
+    b = even if cuts_y is None else np.asarray(cuts_y, dtype=np.float64)
+    x = _X_GRID
+    s = math.sqrt(1.0 - rho * rho)
+    dens = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    inner = dens[:, None] * ndtr((b[None, :] - rho * x[:, None]) / s)       # [x, b]
+    inner = np.concatenate([inner, dens[:, None]], axis=1)                   # b = +inf
+    h = x[1] - x[0]
+    cum = np.concatenate([np.zeros((1, inner.shape[1])),
+                          np.cumsum((inner[1:] + inner[:-1]) * (h / 2.0), axis=0)])
+    # Phi2 at (a_k, b_l), a = +inf as the last row; rows and columns start at -inf (0)
+    at = np.clip(np.append(a, x[-1]), x[0], x[-1])
+    i1 = np.clip(np.searchsorted(x, at, side="right"), 1, x.size - 1)
+    w = ((at - x[i1 - 1]) / h)[:, None]
+    grid = cum[i1 - 1] * (1.0 - w) + cum[i1] * w                            # [a, b]
+    grid = np.vstack([np.zeros((1, grid.shape[1])), grid])
+    grid = np.hstack([np.zeros((grid.shape[0], 1)), grid])
+    p = np.maximum(np.diff(np.diff(grid, axis=0), axis=1), 0.0)             # cells [K, L]
+    p /= p.sum()
+    c = np.cumsum(np.cumsum(p, axis=0), axis=1)            # P(X <= k, Y <= l)
+    pad = np.zeros((p.shape[0] + 1, p.shape[1] + 1))
+    pad[1:, 1:] = c
+    below = pad[:-1, :-1]                                   # X < k, Y < l
+    px, py = p.sum(axis=1), p.sum(axis=0)
+    cx_lt = np.concatenate([[0.0], np.cumsum(px)[:-1]])    # P(X < k)
+    cy_lt = np.concatenate([[0.0], np.cumsum(py)[:-1]])
+    cx_le, cy_le = cx_lt + px, cy_lt + py
+    above = 1.0 - cx_le[:, None] - cy_le[None, :] + c       # X > k, Y > l
+    lt_gt = cx_lt[:, None] - pad[:-1, 1:]                   # X < k, Y > l
+    gt_lt = cy_lt[None, :] - pad[1:, :-1]                   # X > k, Y < l
+    tau_a = float(np.sum(p * (below + above - lt_gt - gt_lt)))
+    ties = (1.0 - float(np.sum(px ** 2))) * (1.0 - float(np.sum(py ** 2)))
+    return tau_a / math.sqrt(max(ties, 1e-300))
+
+
+def tau_to_rho(tau: float, cuts_x=None, cuts_y=None) -> float:
+    """The latent correlation whose tau-b (``latent_tau_b``) equals tau, in
+    [-0.999, 0.999]: sin(pi tau / 2) between continuous columns, else a root search."""
+    tau = min(1.0, max(-1.0, tau))
+    if cuts_x is None and cuts_y is None:
+        return min(_RHO_MAX, max(-_RHO_MAX, math.sin(math.pi / 2.0 * tau)))
+    from scipy.optimize import brentq
+    f_lo = latent_tau_b(-_RHO_MAX, cuts_x, cuts_y)
+    f_hi = latent_tau_b(_RHO_MAX, cuts_x, cuts_y)
+    if tau <= f_lo:
+        return -_RHO_MAX
+    if tau >= f_hi:
+        return _RHO_MAX
+    return float(brentq(lambda r: latent_tau_b(r, cuts_x, cuts_y) - tau, -_RHO_MAX, _RHO_MAX,
+                        xtol=1e-5))
