@@ -213,6 +213,18 @@ def test_large_epsilon_approaches_the_non_private_fit():
     assert abs(p["hi"] - q["hi"]) < 0.01
 
 
+def test_point_masses_at_the_bounds_survive():
+    rng = np.random.default_rng(5)
+    x = np.where(rng.random(10_000) < 0.4, 0.0, np.minimum(rng.exponential(2.0, 10_000), 8.0))
+    m = DPGaussianCopula(epsilon=20.0, bounds={"x": (0.0, 8.0)},
+                         generator=dp.insecure_generator_for_tests(3)).fit({"x": x})
+    s = m.sample(50_000, seed=1, backend="cpu")["x"]
+    assert (s == 0.0).mean() == pytest.approx((x == 0.0).mean(), abs=0.01)
+    assert (s == 8.0).mean() == pytest.approx((x == 8.0).mean(), abs=0.01)
+    assert s.min() == 0.0 and s.max() == 8.0
+    assert m.accountant.ledger[0].params["n"] == m.privacy["bins"]["x"] + 3  # spikes + null
+
+
 def test_fit_is_deterministic_under_the_test_key(customers, model):
     again = _fit(customers)
     np.testing.assert_array_equal(again.correlation, model.correlation)

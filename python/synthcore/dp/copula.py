@@ -262,7 +262,7 @@ class DPGaussianCopula(GaussianCopula):
         eps_col = eps_marg / m
         for s in specs:
             s["bins"] = self._bins_for(s, n, eps_col)
-        releases = [_Release(f"marginal:{s['name']}", s["bins"] + 1, eps_col,
+        releases = [_Release(f"marginal:{s['name']}", self._cells(s) + 1, eps_col,
                              HISTOGRAM_SENSITIVITY) for s in specs]
         if use_corr:
             releases.append(_Release("correlation:kendall", pairs, eps_corr,
@@ -469,9 +469,21 @@ class DPGaussianCopula(GaussianCopula):
         lo, hi, b = float(s["lo"]), float(s["hi"]), s["bins"]
         if s["kind"] == "int":
             lo, hi = lo - 0.5, hi + 0.5
-        k = np.floor((x[present] - lo) / (hi - lo) * b).astype(np.int64)
-        codes[present] = np.clip(k, 0, b - 1)
+        k = np.clip(np.floor((x[present] - lo) / (hi - lo) * b).astype(np.int64), 0, b - 1)
+        if self._spikes(s):   # cell 0: exactly the low bound, cell b + 1: exactly the high
+            xp = x[present]
+            k = np.where(xp <= lo, 0, np.where(xp >= hi, b + 1, k + 1))
+        codes[present] = k
         return codes
+
+    @staticmethod
+    def _spikes(s: dict) -> bool:
+        """Float and datetime columns get a point mass at each bound (zero-inflated data,
+        values clipped to a bound); int columns have their bins aligned to the integers."""
+        return s["encoding"] == "table" and s["kind"] in ("float", "datetime")
+
+    def _cells(self, s: dict) -> int:
+        return s["bins"] + (2 if self._spikes(s) else 0)
 
     @staticmethod
     def _clipped(s: dict) -> np.ndarray:
@@ -485,7 +497,7 @@ class DPGaussianCopula(GaussianCopula):
         """Counts per bin, then the null count (last)."""
         codes = self._codes(s)
         s["codes"] = codes
-        counts = np.bincount(codes[codes >= 0], minlength=s["bins"])
+        counts = np.bincount(codes[codes >= 0], minlength=self._cells(s))
         return np.concatenate([counts, [int((codes < 0).sum())]]).astype(np.int64)
 
     # ---- marginals (post-processing) ------------------------------------------
@@ -543,6 +555,11 @@ class DPGaussianCopula(GaussianCopula):
         edge_lo, edge_hi = (lo - 0.5, hi + 0.5) if s["kind"] == "int" else (lo, hi)
         edges = edge_lo + (edge_hi - edge_lo) * np.arange(s["bins"] + 1) / s["bins"]
         edges[-1] = edge_hi
+        s["ties"] = 0.0
+        if self._spikes(s):       # zero-width cells at the bounds
+            edges = np.concatenate([[edge_lo], edges, [edge_hi]])
+            p = values / values.sum()
+            s["ties"] = float(p[0] ** 2 + p[-1] ** 2)
         m.z_lo, m.z_hi = -Z_LIMIT, Z_LIMIT
         z = m.z_lo + np.arange(self.knots) * (m.z_hi - m.z_lo) / (self.knots - 1)
         m.table = _quantile_table(values, edges, _normal_cdf(z))
@@ -556,7 +573,6 @@ class DPGaussianCopula(GaussianCopula):
             if int(hi_f) > s["hi"]:
                 hi_f = float(np.nextafter(hi_f, -np.inf))
             m.table = np.clip(m.table, lo_f, hi_f)
-        s["ties"] = 0.0
         return m
 
     # ---- correlation ------------------------------------------------------------
