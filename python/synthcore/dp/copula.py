@@ -503,23 +503,28 @@ class DPGaussianCopula(GaussianCopula):
     # ---- marginals (post-processing) ------------------------------------------
 
     @staticmethod
-    def _denoise(noisy: np.ndarray, scale: float) -> np.ndarray:
+    def _denoise(noisy: np.ndarray, scale: float, spikes: bool = False) -> np.ndarray:
         """Noisy counts to non-negative counts: a value bin under t max(ln K, 3) is set to 0
         (an empty bin passes with probability about min(1 / (2K), 0.025)), the null bin
-        (last) under 5 t (a column without nulls gets some with probability ~0.3%); if no
-        value bin is left, clamp at 0 instead, and if still none, a uniform histogram."""
+        (last) and the point masses at the bounds (``spikes``: first and last value cells)
+        under 5 t (a column without nulls gets some with probability ~0.3%); if no
+        value bin is left, the bins (not the point masses) are clamped at 0 instead, and if
+        still none, made uniform."""
         k = noisy.size
         cut = np.full(k, scale * max(math.log(k), 3.0))
         cut[-1] = NULL_THRESHOLD * scale
+        if spikes:
+            cut[0] = cut[-2] = NULL_THRESHOLD * scale
         kept = np.where(noisy >= cut, noisy, 0).astype(np.int64)
+        bins = slice(1, k - 2) if spikes else slice(0, k - 1)
         if kept[:-1].sum() == 0:
-            kept[:-1] = np.maximum(noisy[:-1], 0)
+            kept[bins] = np.maximum(noisy[bins], 0)
         if kept[:-1].sum() == 0:
-            kept[:-1] = 1
+            kept[bins] = 1
         return kept
 
     def _marginal_model(self, s: dict, noisy: np.ndarray, scale: float) -> ColumnModel:
-        counts = self._denoise(np.asarray(noisy, dtype=np.int64), scale)
+        counts = self._denoise(np.asarray(noisy, dtype=np.int64), scale, self._spikes(s))
         values, null_count = counts[:-1], int(counts[-1])
         total = int(counts.sum())
         null_rate = null_count / total
