@@ -115,6 +115,15 @@ def test_accounting_is_the_sum_of_the_charges(customers, model):
     assert model.privacy["spent"] == spent.as_dict()
 
 
+def test_each_fit_without_an_accountant_gets_its_own(customers):
+    m = DPGaussianCopula(epsilon=1.0, bounds=BOUNDS, categories=CATEGORIES,
+                         generator=dp.insecure_generator_for_tests(6))
+    first = m.fit(customers).accountant
+    second = m.fit(customers).accountant
+    assert first is not second
+    assert first.spent().epsilon == second.spent().epsilon == pytest.approx(1.0, rel=1e-12)
+
+
 def test_a_shared_accountant_is_charged_exactly(customers):
     acc = dp.Accountant(epsilon=3.0, delta=1e-9)
     _fit(customers, epsilon=1.0, accountant=acc)

@@ -208,6 +208,7 @@ class DPGaussianCopula(GaussianCopula):
             if accountant.mode != "approx":
                 raise ValueError("accountant: DPGaussianCopula charges (epsilon, delta) "
                                  "releases; pass an Accountant(epsilon=..., delta=...)")
+        self._accountant_arg = accountant   # charged by every fit; None: a new one per fit
         self.accountant = accountant
         if generator is not None and not isinstance(generator, SecureGenerator):
             raise TypeError("generator must be a synthcore.dp.SecureGenerator (or the "
@@ -274,7 +275,7 @@ class DPGaussianCopula(GaussianCopula):
             raise ValueError(f"epsilon: release {worst.name!r} at epsilon={worst.epsilon:g} makes "
                              "the sampler's delta bound (grows like e^epsilon) reach 1; use a "
                              "smaller epsilon (per release below ~60)")
-        accountant = self.accountant
+        accountant = self._accountant_arg
         if accountant is None:
             accountant = Accountant(epsilon=self.epsilon, delta=self.delta + planned.delta)
         elif not accountant.check(epsilon=planned.epsilon, delta=planned.delta):
