@@ -28,10 +28,9 @@ Composition is basic (the accountant adds epsilons and deltas). docs/dp.md has t
 """
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import numbers
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
