@@ -28,6 +28,7 @@ from ._rules_sampling import RuleAcceptanceError
 __all__ = [
     "__version__",
     "BackendUnavailableError",
+    "DPGaussianCopula",
     "GaussianCopula",
     "RuleAcceptanceError",
     "RuleError",
@@ -47,3 +48,11 @@ __all__ = [
     "set_num_threads",
     "use_backend",
 ]
+
+
+def __getattr__(name):
+    # synthcore.dp (SciPy's optimizers, the DP tables) loads only when asked for
+    if name == "DPGaussianCopula":
+        from .dp.copula import DPGaussianCopula
+        return DPGaussianCopula
+    raise AttributeError(f"module 'synthcore' has no attribute {name!r}")

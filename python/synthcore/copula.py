@@ -473,10 +473,20 @@ class GaussianCopula:
             return offsets, np.ascontiguousarray(data)
 
         knot_offsets, knot_data = concat(knots, np.float64)
+        if any(p is not None for p in level_i64) and any(p is not None for p in level_f64):
+            # one level_offsets indexes both arrays: pad each with zeros where the other
+            # holds a dim's levels (float levels come from DPGaussianCopula's categories)
+            for j in range(d):
+                if level_i64[j] is not None:
+                    level_f64[j] = np.zeros(level_i64[j].size)
+                elif level_f64[j] is not None:
+                    level_i64[j] = np.zeros(level_f64[j].size, np.int64)
         level_offsets, li64 = concat(level_i64, np.int64)
-        _, lf64 = concat(level_f64, np.float64)
-        if lf64.size and li64.size:
-            raise AssertionError("a latent dim has both integer and float levels")
+        f64_offsets, lf64 = concat(level_f64, np.float64)
+        if lf64.size and li64.size and not np.array_equal(level_offsets, f64_offsets):
+            raise AssertionError("integer and float levels are not aligned")
+        if lf64.size and not li64.size:
+            level_offsets = f64_offsets
         self._plan = SamplingPlan(d, np.ascontiguousarray(self.cholesky), dim_kind, z_lo,
                                   z_scale, knot_offsets, knot_data, out_kind, level_offsets,
                                   li64, lf64, null_dim, round_mode, round_q, out_dtype)
@@ -700,12 +710,10 @@ class GaussianCopula:
                 c = m.constant
                 entry["constant"] = c.item() if hasattr(c, "item") else c
             cols.append(entry)
-        header = {"format": FORMAT, "version": FORMAT_VERSION,
-                  "settings": {"column_kinds": self.column_kinds, "marginals": self.marginals,
-                               "default_marginal": self.default_marginal,
-                               "max_int_levels": self.max_int_levels,
-                               "enforce_min_max": self.enforce_min_max, "knots": self.knots},
+        header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self._SAVED_KIND,
+                  "settings": self._saved_settings(),
                   "n_rows_fitted": self.n_rows_fitted, "columns": cols}
+        header.update(self._saved_extra())
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         tmp = f"{path}.tmp"
@@ -715,9 +723,28 @@ class GaussianCopula:
         import os
         os.replace(tmp, path)
 
+    # what save() writes besides the columns; subclasses (the DP copula) extend these
+    _SAVED_KIND = "gaussian_copula"
+
+    def _saved_settings(self) -> dict:
+        return {"column_kinds": self.column_kinds, "marginals": self.marginals,
+                "default_marginal": self.default_marginal,
+                "max_int_levels": self.max_int_levels,
+                "enforce_min_max": self.enforce_min_max, "knots": self.knots}
+
+    def _saved_extra(self) -> dict:
+        return {}
+
+    @classmethod
+    def _from_header(cls, header: dict) -> "GaussianCopula":
+        return cls(**header["settings"])
+
     @classmethod
     def load(cls, path) -> "GaussianCopula":
-        """Read a model written by save(). Never unpickles and never runs code."""
+        """Read a model written by save(). Never unpickles and never runs code.
+
+        A file whose ``kind`` is ``dp_gaussian_copula`` gives a
+        ``synthcore.DPGaussianCopula`` (same sampling, plus its privacy record)."""
         with zipfile.ZipFile(path) as zf:
             header = json.loads(zf.read("model.json"))
             if header.get("format") != FORMAT:
@@ -726,7 +753,18 @@ class GaussianCopula:
                 raise ValueError(f"{path}: model format version {header.get('version')} is not "
                                  f"supported by this synthcore (reads version {FORMAT_VERSION})")
             arrays = dict(np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False))
-        model = cls(**header["settings"])
+        kind = header.get("kind", "gaussian_copula")   # files before the kind field: plain
+        if kind == "dp_gaussian_copula":
+            from .dp.copula import DPGaussianCopula
+            if not issubclass(DPGaussianCopula, cls):
+                raise ValueError(f"{path}: a DP Gaussian copula; load it with synthcore.load "
+                                 "or DPGaussianCopula.load")
+            cls = DPGaussianCopula
+        elif kind != "gaussian_copula":
+            raise ValueError(f"{path}: unknown model kind {kind!r}")
+        elif cls._SAVED_KIND != "gaussian_copula":
+            raise ValueError(f"{path}: a plain Gaussian copula, not a {cls.__name__}")
+        model = cls._from_header(header)
         model.n_rows_fitted = header["n_rows_fitted"]
         model.correlation = arrays["correlation"]
         model.cholesky = arrays["cholesky"]

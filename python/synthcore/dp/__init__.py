@@ -11,6 +11,9 @@
   (integers, exact up to a stated total variation charged as delta), ``laplace`` and
   ``gaussian`` (floats, on an integer grid: safe against floating-point attacks),
   ``randomized_response`` (category codes) and ``noisy_max`` (permute-and-flip).
+
+- ``DPGaussianCopula``: a Gaussian copula fitted from noisy histograms and a noisy
+  Kendall statistic (synthcore/dp/copula.py).
 """
 from . import accounting
 from ._generator import (
@@ -28,7 +31,9 @@ from .mechanisms import (
     noisy_max,
     randomized_response,
 )
+from .copula import DPGaussianCopula
 
-__all__ = ["Accountant", "BudgetExceededError", "DPRelease", "InsecureTestGenerator",
-           "SecureGenerator", "accounting", "discrete_gaussian", "discrete_laplace", "gaussian",
-           "insecure_generator_for_tests", "laplace", "noisy_max", "randomized_response"]
+__all__ = ["Accountant", "BudgetExceededError", "DPGaussianCopula", "DPRelease",
+           "InsecureTestGenerator", "SecureGenerator", "accounting", "discrete_gaussian",
+           "discrete_laplace", "gaussian", "insecure_generator_for_tests", "laplace",
+           "noisy_max", "randomized_response"]

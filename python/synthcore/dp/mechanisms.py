@@ -192,18 +192,10 @@ def _laplace_release_delta(n, epsilon, tv):
     return _up(n * (1.0 + math.exp(min(epsilon, 700.0))) * tv)
 
 
-def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[float] = None,
-                     sensitivity: float = 1.0, generator: Optional[SecureGenerator] = None,
-                     accountant: Optional[accounting.Accountant] = None,
-                     name: str = "discrete_laplace", backend: Optional[str] = None) -> DPRelease:
-    """x + discrete Laplace noise, for an integer array x with L1 sensitivity ``sensitivity``.
-
-    P(Z = z) ∝ exp(-|z| / t). Give ``epsilon`` (t is then sensitivity / epsilon, rounded
-    up) or ``scale`` t (the cost is then sensitivity / t, rounded up). With an
-    ``accountant`` the cost is charged before any noise is drawn; an overspend raises
-    ``synthcore.dp.BudgetExceededError`` and draws nothing.
-    """
-    arr = _integer_input(x)
+def discrete_laplace_cost(n: int, sensitivity: float = 1.0, *, epsilon: Optional[float] = None,
+                          scale: Optional[float] = None):
+    """(scale, epsilon, delta, tables) that ``discrete_laplace`` uses for n values: for
+    callers that must check a budget before drawing (e.g. the DP copula)."""
     sensitivity = _positive(sensitivity, "sensitivity")
     if (epsilon is None) == (scale is None):
         raise ValueError("give exactly one of epsilon and scale")
@@ -216,11 +208,28 @@ def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[floa
     if scale > _ref.MAX_LAPLACE_SCALE:
         raise ValueError(f"scale {scale:g} exceeds this sampler's limit "
                          f"{_ref.MAX_LAPLACE_SCALE:g} (sensitivity / epsilon too large)")
+    tables = _laplace_tables(float(scale))
+    return float(scale), epsilon, _laplace_release_delta(int(n), epsilon, tables.tv_bound), tables
+
+
+def discrete_laplace(x, *, epsilon: Optional[float] = None, scale: Optional[float] = None,
+                     sensitivity: float = 1.0, generator: Optional[SecureGenerator] = None,
+                     accountant: Optional[accounting.Accountant] = None,
+                     name: str = "discrete_laplace", backend: Optional[str] = None) -> DPRelease:
+    """x + discrete Laplace noise, for an integer array x with L1 sensitivity ``sensitivity``.
+
+    P(Z = z) ∝ exp(-|z| / t). Give ``epsilon`` (t is then sensitivity / epsilon, rounded
+    up) or ``scale`` t (the cost is then sensitivity / t, rounded up). With an
+    ``accountant`` the cost is charged before any noise is drawn; an overspend raises
+    ``synthcore.dp.BudgetExceededError`` and draws nothing.
+    """
+    arr = _integer_input(x)
+    n = int(arr.size)
+    scale, epsilon, delta, tables = discrete_laplace_cost(n, sensitivity, epsilon=epsilon,
+                                                          scale=scale)
+    sensitivity = float(sensitivity)
     generator = _generator(generator)
     name_b = _backend.resolve(backend, arrays=(arr,))
-    tables = _laplace_tables(float(scale))
-    n = int(arr.size)
-    delta = _laplace_release_delta(n, epsilon, tables.tv_bound)
     receipt = _charge(accountant, name, "discrete_laplace",
                       {"scale": scale, "sensitivity": sensitivity, "n": n,
                        "insecure_generator": generator.insecure},
