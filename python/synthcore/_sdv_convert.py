@@ -332,21 +332,27 @@ def _uniform_encoder(col, specs, knots):
         # a level is drawn with positive probability when its z-interval is not empty
         present = [k for k in range(len(cats)) if upper[k] > lower[k]
                    and upper[k] > -_THRESHOLD_LIMIT and lower[k] < _THRESHOLD_LIMIT]
-        missing = [k for k in present if cats[k] is None]
-        if missing:
-            from scipy.special import ndtr
-            p = float(ndtr(upper[missing[0]]) - ndtr(lower[missing[0]]))
-            raise ValueError(
-                f"column {name!r}: SDV samples the missing-value category with probability "
-                f"{p:.3g} from an interval of the latent; synthcore's null indicator cannot "
-                "represent it (fill the nulls, or use missing_value_generation on a "
-                "numerical column)")
         # drop zero-width levels: their neighbours' thresholds coincide
         thresholds = upper[present][:-1]
     levels = [cats[k] for k in present]
-    if any(c is None for c in levels):  # only a zero-probability None can remain (constant)
-        raise ValueError(f"column {name!r}: the model always samples the missing-value "
-                         "category, which is not representable")
+    null_level_rate = 0.0
+    if any(c is None for c in levels):
+        # SDV samples nulls of a categorical as one more category (an interval of the
+        # latent): kept as a null level of a categorical column, which outputs null
+        if len(levels) == 1:
+            raise ValueError(f"column {name!r}: the model always samples the missing-value "
+                             "category, which is not representable")
+        is_cat = not (dt is not None and isinstance(dt, np.dtype) and dt.kind in "biuf") \
+            and not (dt is not None and pd.api.types.is_bool_dtype(dt))
+        if not is_cat:
+            raise ValueError(f"column {name!r}: SDV samples nulls of this {out_dtype} column as "
+                             "a category; synthcore keeps null levels on categorical columns "
+                             "only")
+        from scipy.special import ndtr
+        k0 = levels.index(None)
+        lower_present = np.concatenate([[-np.inf], thresholds])
+        upper_present = np.concatenate([thresholds, [np.inf]])
+        null_level_rate = float(ndtr(upper_present[k0]) - ndtr(lower_present[k0]))
 
     if dt is not None and pd.api.types.is_bool_dtype(dt):
         kind, dtype, arr = "bool", "bool", np.array([bool(c) for c in levels], dtype=bool)
@@ -361,6 +367,7 @@ def _uniform_encoder(col, specs, knots):
         arr = np.empty(len(levels), dtype=object)
         arr[:] = levels
     m = _base(name, kind, dtype, None)
+    m.null_rate = null_level_rate
     if len(levels) == 1:
         m.encoding = "constant"
         c = arr[0]

@@ -178,6 +178,16 @@ _SAVED_FIELDS = ("name", "kind", "dtype", "null_rate", "value_dim", "null_dim", 
                  "marginal", "params", "z_lo", "z_hi", "tz", "round_mode", "round_q")
 
 
+def _null_level_codes(codes, levels):
+    """Codes of a categorical with a null level (SDV's missing-value category): that
+    level becomes null (-1), the levels after it move down by one."""
+    k0 = levels.tolist().index(None)
+    codes = np.asarray(codes)
+    null = codes == k0
+    out = np.where(null, -1, codes - (codes > k0)).astype(codes.dtype, copy=False)
+    return out, np.delete(levels, k0), null
+
+
 class GaussianCopula:
     """A Gaussian copula over mixed-type tables.
 
@@ -656,6 +666,8 @@ class GaussianCopula:
                 if m.kind == "bool":
                     values = values.astype(bool)
                 categories = m.levels if m.kind == "categorical" else None
+                if categories is not None and any(c is None for c in categories.tolist()):
+                    values, categories, null = _null_level_codes(values, categories)
                 if m.kind == "int":
                     values = values.astype(m.dtype, copy=False)
             else:
@@ -702,8 +714,8 @@ class GaussianCopula:
                 if value is not None:
                     arrays[f"{i}.{field_name}"] = value
             if m.levels is not None:
-                if m.levels.dtype == object:
-                    entry["levels"] = [str(v) for v in m.levels.tolist()]
+                if m.levels.dtype == object:   # None: a null level (imported from SDV)
+                    entry["levels"] = [None if v is None else str(v) for v in m.levels.tolist()]
                 else:
                     arrays[f"{i}.levels"] = m.levels
             if m.constant is not None:
