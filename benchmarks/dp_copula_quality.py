@@ -3,6 +3,7 @@
 ``synthcore.GaussianCopula``.
 
     python benchmarks/dp_copula_quality.py [--fits 3] [--epsilons 0.1,1,10] [--datasets fair,...]
+                                           [--delta 1e-6]
 
 For each table and epsilon: --fits DP fits (noise from ``insecure_generator_for_tests(k)``
 for k = 1..--fits, so that the figures are reproducible; the noise has the same
@@ -79,7 +80,7 @@ def public_inputs(df):
     return bounds, categories
 
 
-def evaluate(df, epsilons, fits):
+def evaluate(df, epsilons, fits, delta=0.0):
     from sdv.metadata import Metadata
 
     import synthcore
@@ -97,7 +98,7 @@ def evaluate(df, epsilons, fits):
         for k in range(1, fits + 1):
             t0 = time.perf_counter()
             model = synthcore.DPGaussianCopula(
-                epsilon=eps, bounds=bounds, categories=categories,
+                epsilon=eps, delta=delta, bounds=bounds, categories=categories,
                 generator=dp.insecure_generator_for_tests(k)).fit(df)
             times.append(time.perf_counter() - t0)
             assert model.accountant.spent().epsilon <= eps * (1 + 1e-12)
@@ -112,6 +113,9 @@ def main(argv=None):
     parser.add_argument("--fits", type=int, default=3)
     parser.add_argument("--epsilons", default="0.1,1,10")
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--delta", type=float, default=0.0,
+                        help="> 0: (epsilon, delta)-DP, Gaussian noise on the Kendall vector "
+                             "when the table has 15 or more column pairs")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import logging
@@ -121,8 +125,8 @@ def main(argv=None):
     import synthcore
 
     epsilons = [float(e) for e in args.epsilons.split(",")]
-    print(f"synthcore {synthcore.__version__} DPGaussianCopula (defaults: split 0.5/0.5, "
-          f"bins auto) vs GaussianCopula (defaults); SDMetrics {sdmetrics.__version__} "
+    print(f"synthcore {synthcore.__version__} DPGaussianCopula (delta={args.delta:g}; split "
+          f"0.5/0.5, bins auto) vs GaussianCopula (defaults); SDMetrics {sdmetrics.__version__} "
           f"QualityReport, mean [min, max] over {args.fits} fits (DP noise keys and sampling "
           "seeds 1..fits)\n")
     cols = ["non-private"] + [f"eps={e:g}" for e in epsilons]
@@ -137,7 +141,7 @@ def main(argv=None):
         except ImportError as exc:
             skipped.append(f"{name} ({package} not installed: {exc.name})")
             continue
-        res, fit_s = evaluate(df, epsilons, args.fits)
+        res, fit_s = evaluate(df, epsilons, args.fits, args.delta)
         cells = "".join(f"{np.mean(res[c]):>8.4f} [{min(res[c]):.3f},{max(res[c]):.3f}]"
                         for c in cols)
         print(f"{name:<14}{f'{df.shape[0]} x {df.shape[1]}':>12} | {cells}   "

@@ -320,3 +320,30 @@ def test_sampling_runs_the_copula_kernels_bit_for_bit(model, native_backend):
     for k in a:
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
     assert synthcore.DPGaussianCopula is DPGaussianCopula is dp.DPGaussianCopula
+
+
+def test_gaussian_correlation_noise_with_delta(customers, tmp_path):
+    """With delta > 0 and enough pairs the Kendall vector gets Gaussian noise calibrated to
+    (epsilon_correlation, delta) with L2 sensitivity 2 (n_s - 1) sqrt(P); it is charged
+    exactly that, and saved."""
+    m = _fit(customers, epsilon=1.0, delta=1e-6)
+    corr = [e for e in m.accountant.ledger if e.name == "correlation:kendall"][0]
+    pairs = m.privacy["kendall"]["pairs"]
+    assert pairs >= 15 and m.privacy["kendall"]["mechanism"] == "gaussian"
+    assert corr.mechanism == "gaussian" and corr.cost.delta == 1e-6
+    assert corr.cost.epsilon == pytest.approx(0.5)
+    n_s = m.privacy["kendall"]["rows"]
+    assert corr.params["sensitivity"] == pytest.approx(2 * (n_s - 1) * math.sqrt(pairs))
+    spent = m.accountant.spent()
+    assert spent.epsilon <= 1.0 * (1 + 1e-12) and 1e-6 <= spent.delta < 1e-6 * (1 + 1e-9)
+    laplace = _fit(customers, epsilon=1.0, delta=1e-6, correlation_noise="laplace")
+    assert laplace.privacy["kendall"]["mechanism"] == "discrete_laplace"
+    # the Gaussian noise on the statistics is smaller here (L2 sqrt(P) against L1 P)
+    lap_sd = math.sqrt(2) * laplace.privacy["kendall"]["scale"]
+    assert m.privacy["kendall"]["scale"] < lap_sd / 1.5
+    m.save(tmp_path / "g.synthcore")
+    assert synthcore.load(tmp_path / "g.synthcore").correlation_noise == "auto"
+    with pytest.raises(ValueError, match="needs delta > 0"):
+        DPGaussianCopula(epsilon=1.0, correlation_noise="gaussian")
+    with pytest.raises(ValueError, match="correlation_noise"):
+        DPGaussianCopula(epsilon=1.0, correlation_noise="normal")

@@ -45,6 +45,7 @@ KIND = "dp_gaussian_copula"
 NEIGHBOURING = "replace-one-row"
 DEFAULT_SPLIT = {"marginals": 0.5, "correlation": 0.5}
 DEFAULT_TAU_ROWS = 50_000
+GAUSSIAN_MIN_PAIRS = 15         # "auto": Gaussian correlation noise from this many pairs
 HISTOGRAM_SENSITIVITY = 2       # replace one row: one count -1, one count +1
 NULL_THRESHOLD = 5.0            # a noisy null count under 5 noise scales is taken as 0
 THRESHOLD_Z = 9.0               # zero-probability levels: thresholds beyond any float64 normal
@@ -132,12 +133,16 @@ def _json_scalar(v, where):
 
 
 class _Release:
-    """One planned noisy release: what it reads and what it costs."""
+    """One planned noisy release: what it reads and what it costs. Discrete Laplace
+    (delta: its sampler's bound) or, with ``delta`` given, the float Gaussian mechanism
+    calibrated to (epsilon, delta) (sensitivity then in L2)."""
 
-    def __init__(self, name, size, epsilon, sensitivity):
+    def __init__(self, name, size, epsilon, sensitivity, delta=None):
         self.name, self.size = name, int(size)
         self.epsilon, self.sensitivity = float(epsilon), float(sensitivity)
-        self.delta = _sampler_delta(self.size, self.epsilon, self.sensitivity)
+        self.mechanism = "discrete_laplace" if delta is None else "gaussian"
+        self.delta = (_sampler_delta(self.size, self.epsilon, self.sensitivity)
+                      if delta is None else float(delta))
 
 
 class DPGaussianCopula(GaussianCopula):
@@ -148,10 +153,16 @@ class DPGaussianCopula(GaussianCopula):
     epsilon : float
         The fit's total epsilon (basic composition of its releases).
     delta : float
-        Approximate-DP budget beyond the sampler's own: every release here is discrete
-        Laplace (pure epsilon) except for the sampler's total-variation bound, which is
-        computed before any noise is drawn and charged as delta (about 1e-20 per fit).
-        An accountant created by ``fit`` holds (epsilon, delta + that bound).
+        Approximate-DP budget beyond the samplers' own. With delta = 0 (default) every
+        release is discrete Laplace (pure epsilon) except for the sampler's
+        total-variation bound, computed before any noise is drawn and charged as delta
+        (about 1e-20 per fit). With delta > 0 and ``correlation_noise`` "gaussian" (the
+        "auto" choice for 15 or more pairs), the Kendall vector gets Gaussian noise
+        calibrated to (epsilon_correlation, delta): its L2 sensitivity grows like
+        sqrt(P) where the L1 one grows like P, so wide tables get far less noise. An
+        accountant created by ``fit`` holds (epsilon, delta + the samplers' bounds).
+    correlation_noise : "auto", "laplace" or "gaussian"
+        The mechanism of the correlation release ("gaussian" needs delta > 0).
     bounds : dict
         ``{column: (low, high)}`` for every float, int and datetime column: public
         bounds, never read from the data. Values outside are clipped to them.
@@ -187,10 +198,16 @@ class DPGaussianCopula(GaussianCopula):
                  generator: Optional[SecureGenerator] = None,
                  budget_split: Optional[Mapping[str, float]] = None, bins="auto",
                  tau_rows: int = DEFAULT_TAU_ROWS, column_kinds: Optional[dict] = None,
-                 knots: int = DEFAULT_KNOTS):
+                 knots: int = DEFAULT_KNOTS, correlation_noise: str = "auto"):
         super().__init__(column_kinds=column_kinds, knots=knots)
         self.epsilon = accounting._positive(epsilon, "epsilon")
         self.delta = accounting._delta_halfopen(delta, "delta")
+        if correlation_noise not in ("auto", "laplace", "gaussian"):
+            raise ValueError(f"correlation_noise must be 'auto', 'laplace' or 'gaussian', got "
+                             f"{correlation_noise!r}")
+        if correlation_noise == "gaussian" and self.delta == 0.0:
+            raise ValueError("correlation_noise: 'gaussian' needs delta > 0")
+        self.correlation_noise = correlation_noise
         if bounds is not None and not isinstance(bounds, Mapping):
             raise TypeError("bounds must be a dict {column: (low, high)}")
         if categories is not None and not isinstance(categories, Mapping):
@@ -260,19 +277,26 @@ class DPGaussianCopula(GaussianCopula):
             s["bins"] = self._bins_for(s, n, eps_col)
         releases = [_Release(f"marginal:{s['name']}", self._cells(s) + 1, eps_col,
                              HISTOGRAM_SENSITIVITY) for s in specs]
-        if use_corr:
+        gaussian_corr = use_corr and self.delta > 0 and (
+            self.correlation_noise == "gaussian"
+            or (self.correlation_noise == "auto" and pairs >= GAUSSIAN_MIN_PAIRS))
+        if gaussian_corr:   # each S_ij moves by 2 (n_s - 1): L2 norm 2 (n_s - 1) sqrt(P)
+            releases.append(_Release("correlation:kendall", pairs, eps_corr,
+                                     2 * (n_tau - 1) * math.sqrt(pairs), delta=self.delta))
+        elif use_corr:
             releases.append(_Release("correlation:kendall", pairs, eps_corr,
                                      2 * pairs * (n_tau - 1)))
         planned = PrivacyCost(epsilon=math.fsum(r.epsilon for r in releases),
                               delta=math.fsum(r.delta for r in releases))
-        if planned.delta + self.delta >= 1.0:
+        sampler_delta = math.fsum(r.delta for r in releases if r.mechanism != "gaussian")
+        if planned.delta >= 1.0 or sampler_delta + self.delta >= 1.0:
             worst = max(releases, key=lambda r: r.epsilon)
             raise ValueError(f"epsilon: release {worst.name!r} at epsilon={worst.epsilon:g} makes "
                              "the sampler's delta bound (grows like e^epsilon) reach 1; use a "
                              "smaller epsilon (per release below ~60)")
         accountant = self._accountant_arg
         if accountant is None:
-            accountant = Accountant(epsilon=self.epsilon, delta=self.delta + planned.delta)
+            accountant = Accountant(epsilon=self.epsilon, delta=self.delta + sampler_delta)
         elif not accountant.check(epsilon=planned.epsilon, delta=planned.delta):
             rem = accountant.remaining()
             raise BudgetExceededError(
@@ -306,10 +330,18 @@ class DPGaussianCopula(GaussianCopula):
                               for i in range(len(keys)) for j in range(i + 1, len(keys))],
                              dtype=np.int64)
             rel = releases[-1]
-            noisy = discrete_laplace(stats, epsilon=rel.epsilon, sensitivity=rel.sensitivity,
-                                     generator=generator, accountant=accountant, name=rel.name)
+            if rel.mechanism == "gaussian":
+                from .mechanisms import gaussian
+                noisy = gaussian(stats.astype(np.float64), epsilon=rel.epsilon, delta=rel.delta,
+                                 sensitivity=rel.sensitivity, changed_coordinates=pairs,
+                                 generator=generator, accountant=accountant, name=rel.name)
+            else:
+                noisy = discrete_laplace(stats, epsilon=rel.epsilon,
+                                         sensitivity=rel.sensitivity, generator=generator,
+                                         accountant=accountant, name=rel.name)
             corr = self._correlation_from_s(noisy.values, value_cols, specs, models, n_tau, d)
-            tau_record = {"rows": n_tau, "pairs": pairs, "scale": noisy.scale}
+            tau_record = {"rows": n_tau, "pairs": pairs, "scale": noisy.scale,
+                          "mechanism": rel.mechanism}
         entries = accountant.ledger[first_entry:]
         spent = PrivacyCost(epsilon=math.fsum(e.cost.epsilon for e in entries),
                             delta=math.fsum(e.cost.delta for e in entries))
@@ -637,6 +669,7 @@ class DPGaussianCopula(GaussianCopula):
     def _saved_settings(self) -> dict:
         return {"epsilon": self.epsilon, "delta": self.delta,
                 "budget_split": self.budget_split,
+                "correlation_noise": self.correlation_noise,
                 "bins": self.bins, "tau_rows": self.tau_rows,
                 "column_kinds": self.column_kinds, "knots": self.knots}
 
@@ -648,7 +681,8 @@ class DPGaussianCopula(GaussianCopula):
         st = header["settings"]
         model = cls(st["epsilon"], st["delta"], budget_split=st["budget_split"],
                     bins=st["bins"], tau_rows=st["tau_rows"],
-                    column_kinds=st["column_kinds"], knots=st["knots"])
+                    column_kinds=st["column_kinds"], knots=st["knots"],
+                    correlation_noise=st.get("correlation_noise", "laplace"))
         model.privacy = dict(header.get("dp") or {})
         model.bounds = dict(model.privacy.get("bounds", {}))
         model.category_lists = dict(model.privacy.get("categories", {}))
