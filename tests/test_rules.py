@@ -382,6 +382,20 @@ def test_large_table_cpu_equals_numpy_across_blocks():
     assert np.array_equal(_float_bits(x.derived["w"]), _float_bits(y.derived["w"]))
 
 
+def test_in_place_register_reuse_never_widens_over_unread_operands():
+    # a nested if over categoricals once gave SEL_8 (uint8 condition -> int64 value) the
+    # condition's own register, so the CPU loop overwrote conditions it had not read yet
+    n = 5000
+    table = {"income": np.tile([1.0, 50000.0, np.nan, 2.0], n // 4),
+             "country": np.tile(np.array(["US", "US", "US", "CA"], dtype=object), n // 4)}
+    rules = Rules(["t := if income > 30000 then 'gold' else if country = 'US' then 'us' "
+                   "else 'basic'"])
+    expected = np.tile(np.array(["us", "gold", "us", "basic"], dtype=object), n // 4)
+    for backend in _backend.available_backends():
+        if backend != "cuda":
+            assert (rules.evaluate(table, backend=backend).derived["t"] == expected).all()
+
+
 def test_malformed_programs_are_refused_by_the_native_evaluator():
     r = Rules(["a > 1"])
     program, columns, n = r.bind({"a": np.ones(4)})
