@@ -382,6 +382,45 @@ def test_large_table_cpu_equals_numpy_across_blocks():
     assert np.array_equal(_float_bits(x.derived["w"]), _float_bits(y.derived["w"]))
 
 
+def test_in_place_register_reuse_never_widens_over_unread_operands():
+    # a nested if over categoricals once gave SEL_8 (uint8 condition -> int64 value) the
+    # condition's own register, so the CPU loop overwrote conditions it had not read yet
+    n = 5000
+    table = {"income": np.tile([1.0, 50000.0, np.nan, 2.0], n // 4),
+             "country": np.tile(np.array(["US", "US", "US", "CA"], dtype=object), n // 4)}
+    rules = Rules(["t := if income > 30000 then 'gold' else if country = 'US' then 'us' "
+                   "else 'basic'"])
+    expected = np.tile(np.array(["us", "gold", "us", "basic"], dtype=object), n // 4)
+    for backend in _backend.available_backends():
+        if backend != "cuda":
+            assert (rules.evaluate(table, backend=backend).derived["t"] == expected).all()
+
+
+def test_fused_cpu_paths_match_numpy():
+    # the cpu evaluator fuses comparisons with constants, comparisons and 'in' feeding a
+    # rule, and arithmetic with a constant: every operator, constant on either side,
+    # nulls, a comparison shared by a rule and a derived column
+    rng = np.random.default_rng(11)
+    n = 10_007
+    f = rng.integers(-3, 4, n).astype(float)
+    f[rng.random(n) < 0.1] = np.nan
+    i = np.ma.MaskedArray(rng.integers(-3, 4, n), mask=rng.random(n) < 0.1)
+    table = {"f": f, "i": i, "g": rng.integers(-3, 4, n).astype(float)}
+    texts = []
+    for op in ("=", "!=", "<", "<=", ">", ">="):
+        texts += [f"f {op} 1.0", f"1.0 {op} f", f"i {op} 1", f"-1 {op} i", f"f {op} g",
+                  f"i {op} i * 2"]
+    texts += ["f in (1.0, 2.0, -3.0)", "i in (0, 3)", "f not in (1.0, 2.0)",
+              "f / 2.0 + 1.5 * g - 0.5 <= f * 3.0", "f < 0.0 / 0.0",
+              "shared := f < 1.0", "f < 1.0", "h := (f - 2.0) / 0.0"]
+    rules = Rules(texts)
+    a, b = rules.evaluate(table, backend="numpy"), rules.evaluate(table, backend="cpu")
+    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.counts, b.counts)
+    assert a.counts.min() >= 0 and a.counts.max() > 0
+    assert np.array_equal(np.asarray(a.derived["shared"]), np.asarray(b.derived["shared"]))
+    assert np.array_equal(_float_bits(a.derived["h"]), _float_bits(b.derived["h"]))
+
+
 def test_malformed_programs_are_refused_by_the_native_evaluator():
     r = Rules(["a > 1"])
     program, columns, n = r.bind({"a": np.ones(4)})

@@ -59,8 +59,120 @@ template <class T> SC_ALWAYS_INLINE T* R(void* const* ptr, int r) {
   return static_cast<T*>(ptr[r]);
 }
 
-SC_CLONES void run_blocks(const RuleProgram& p, const RuleData& d, size_t first, size_t last,
-                          uint8_t* mask, int64_t* counts) {
+// ---- lowering: the bytecode plus a few fused instructions ----------------------------
+// The CPU evaluator runs a lowered copy of the program in which
+//   * a comparison or arithmetic operation whose right operand is a constant register
+//     reads the constant as a scalar (no pass over a filled register), and
+//   * a comparison or `in` whose result only feeds the RULE right after it updates the
+//     mask and the violation count directly (no uint8 result block written and re-read).
+// Each fused loop computes exactly what the instructions it replaces compute, so the
+// numpy, cpu and cuda results stay identical (tests/test_rules.py checks numpy and cpu).
+enum Fused : int32_t {
+  X_FCMP_K = 1000,   // dst = cmp(a, kf)          sub = comparison (0 EQ 1 NE 2 LT 3 LE 4 GT 5 GE)
+  X_ICMP_K,          // dst = cmp(a, ki)
+  X_FCMP_RULE,       // rule c over cmp(a, b)
+  X_ICMP_RULE,
+  X_FCMP_K_RULE,     // rule c over cmp(a, kf)
+  X_ICMP_K_RULE,
+  X_IN_F_RULE,       // rule c over a in pool[b : b + sub]
+  X_IN_I_RULE,
+  X_FBIN_K,          // dst = a (+ - * /) kf       sub = 0 ADD 1 SUB 2 MUL 3 DIV
+};
+
+struct Ins {
+  int op, dst, a, b, c, sub;
+  double kf;
+  int64_t ki;
+};
+
+bool reads(const int32_t* ins, int r) {
+  const OpShape s = shape(ins[0]);
+  return ((s.regs & 1) && ins[2] == r) || ((s.regs & 2) && ins[3] == r) ||
+         ((s.regs & 4) && ins[4] == r);
+}
+
+// Is register r, written at pc, read by no instruction after `after` before it is
+// written again?
+bool dead_after(const RuleProgram& p, size_t after, int r) {
+  for (size_t q = after + 1; q < p.n_instr; ++q) {
+    const int32_t* ins = p.code + 5 * q;
+    if (reads(ins, r)) return false;
+    if (shape(ins[0]).dst && ins[1] == r) return true;
+  }
+  return true;
+}
+
+std::vector<Ins> lower(const RuleProgram& p) {
+  const int nr = p.n_registers;
+  // constant registers (never reused by the allocator) and their values
+  std::vector<int> kind(nr, 0);
+  std::vector<double> kf(nr, 0.0);
+  std::vector<int64_t> ki(nr, 0);
+  for (size_t pc = 0; pc < p.n_instr; ++pc) {
+    const int32_t* ins = p.code + 5 * pc;
+    if (ins[0] == CONST_F && !f_null(p.const_f64[ins[3]])) {
+      kind[ins[1]] = 1;
+      kf[ins[1]] = p.const_f64[ins[3]];
+    }
+    if (ins[0] == CONST_I && p.const_i64[ins[3]] != kIntNull) {
+      kind[ins[1]] = 2;
+      ki[ins[1]] = p.const_i64[ins[3]];
+    }
+  }
+  static const int kFlip[6] = {0, 1, 4, 5, 2, 3};  // a < k  <=>  k > a
+  std::vector<Ins> out;
+  out.reserve(p.n_instr);
+  for (size_t pc = 0; pc < p.n_instr; ++pc) {
+    const int32_t* ins = p.code + 5 * pc;
+    Ins x{ins[0], ins[1], ins[2], ins[3], ins[4], 0, 0.0, 0};
+    const int32_t* next = pc + 1 < p.n_instr ? p.code + 5 * (pc + 1) : nullptr;
+    const bool feeds_rule = next && next[0] == RULE && next[2] == x.dst &&
+                            dead_after(p, pc + 1, x.dst);
+    const bool fcmp = x.op >= EQ_F && x.op <= GE_F;
+    const bool icmp = x.op >= EQ_I && x.op <= GE_I;
+    if (fcmp || icmp) {
+      const int want = fcmp ? 1 : 2;
+      int sub = x.op - (fcmp ? EQ_F : EQ_I), l = x.a, r = x.b;
+      if (kind[r] != want && kind[l] == want) {
+        std::swap(l, r);
+        sub = kFlip[sub];
+      }
+      const bool k = kind[r] == want;
+      if (k) {
+        x.a = l;
+        x.sub = sub;
+        x.kf = kf[r];
+        x.ki = ki[r];
+      } else {
+        x.sub = x.op - (fcmp ? EQ_F : EQ_I);
+      }
+      if (feeds_rule) {
+        x.op = k ? (fcmp ? X_FCMP_K_RULE : X_ICMP_K_RULE) : (fcmp ? X_FCMP_RULE : X_ICMP_RULE);
+        x.c = next[4];
+        ++pc;
+      } else if (k) {
+        x.op = fcmp ? X_FCMP_K : X_ICMP_K;
+      }
+      // (a comparison of two registers that does not feed a rule stays as it is)
+      if (!k && !feeds_rule) x = Ins{ins[0], ins[1], ins[2], ins[3], ins[4], 0, 0.0, 0};
+    } else if ((x.op == IN_F || x.op == IN_I) && feeds_rule) {
+      x.op = x.op == IN_F ? X_IN_F_RULE : X_IN_I_RULE;
+      x.sub = ins[4];  // set size
+      x.c = next[4];
+      ++pc;
+    } else if (x.op >= ADD_F && x.op <= DIV_F && kind[x.b] == 1) {
+      x.sub = x.op - ADD_F;
+      x.kf = kf[x.b];
+      x.op = X_FBIN_K;
+    }
+    out.push_back(x);
+  }
+  return out;
+}
+
+SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
+                          const RuleData& d, size_t first, size_t last, uint8_t* mask,
+                          int64_t* counts) {
   const int nr = p.n_registers;
   std::vector<uint64_t> storage(static_cast<size_t>(nr) * kBlock);
   std::vector<void*> ptr(nr);
@@ -76,13 +188,15 @@ SC_CLONES void run_blocks(const RuleProgram& p, const RuleData& d, size_t first,
     if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), kBlock, uint8_t(b));
   }
   void* const* P = ptr.data();
+  const Ins* lcode = lowered.data();
+  const size_t n_lowered = lowered.size();
   for (size_t r0 = first; r0 < last; r0 += kBlock) {
     const size_t m = std::min(kBlock, last - r0);
     uint8_t* mk = mask + r0;
     std::fill_n(mk, m, uint8_t(1));
-    for (size_t pc = 0; pc < p.n_instr; ++pc) {
-      const int32_t* ins = code + 5 * pc;
-      const int op = ins[0], dst = ins[1], a = ins[2], b = ins[3], c = ins[4];
+    for (size_t pc = 0; pc < n_lowered; ++pc) {
+      const Ins& L = lcode[pc];
+      const int op = L.op, dst = L.dst, a = L.a, b = L.b, c = L.c;
       if (op == CONST_F || op == CONST_I || op == CONST_B) continue;
       void* out = buf[dst];
 #define F_BIN(expr)                                                        \
@@ -290,6 +404,110 @@ SC_CLONES void run_blocks(const RuleProgram& p, const RuleData& d, size_t first,
         case STORE_B:
           std::memcpy(static_cast<uint8_t*>(d.outputs[c]) + r0, P[a], m);
           break;
+#define CMP_CASES(BODY)                                        \
+  switch (L.sub) {                                              \
+    case 0: BODY(==) break; case 1: BODY(!=) break;             \
+    case 2: BODY(<) break; case 3: BODY(<=) break;              \
+    case 4: BODY(>) break; default: BODY(>=) break;             \
+  }
+#define RULE_LOOP(VIOLATED)                                     \
+  {                                                             \
+    int64_t violated = 0;                                       \
+    for (size_t i = 0; i < m; ++i) {                            \
+      const uint8_t v = uint8_t(VIOLATED);                      \
+      violated += v;                                            \
+      mk[i] &= uint8_t(v ^ 1);                                  \
+    }                                                           \
+    counts[c] += violated;                                      \
+  }
+        case X_FCMP_K: {
+          const double* x = R<double>(P, a);
+          const double k = L.kf;
+          uint8_t* o = static_cast<uint8_t*>(out);
+#define BODY(cmp) for (size_t i = 0; i < m; ++i) o[i] = cmp3(x[i] cmp k, f_null(x[i]));
+          CMP_CASES(BODY)
+#undef BODY
+          ptr[dst] = out;
+          break;
+        }
+        case X_ICMP_K: {
+          const int64_t* x = R<int64_t>(P, a);
+          const int64_t k = L.ki;
+          uint8_t* o = static_cast<uint8_t*>(out);
+#define BODY(cmp) for (size_t i = 0; i < m; ++i) o[i] = cmp3(x[i] cmp k, x[i] == kIntNull);
+          CMP_CASES(BODY)
+#undef BODY
+          ptr[dst] = out;
+          break;
+        }
+        case X_FCMP_K_RULE: {
+          const double* x = R<double>(P, a);
+          const double k = L.kf;
+#define BODY(cmp) RULE_LOOP(!(x[i] cmp k) & !f_null(x[i]))
+          CMP_CASES(BODY)
+#undef BODY
+          break;
+        }
+        case X_ICMP_K_RULE: {
+          const int64_t* x = R<int64_t>(P, a);
+          const int64_t k = L.ki;
+#define BODY(cmp) RULE_LOOP(!(x[i] cmp k) & (x[i] != kIntNull))
+          CMP_CASES(BODY)
+#undef BODY
+          break;
+        }
+        case X_FCMP_RULE: {
+          const double* x = R<double>(P, a);
+          const double* y = R<double>(P, b);
+#define BODY(cmp) RULE_LOOP(!(x[i] cmp y[i]) & !(f_null(x[i]) | f_null(y[i])))
+          CMP_CASES(BODY)
+#undef BODY
+          break;
+        }
+        case X_ICMP_RULE: {
+          const int64_t* x = R<int64_t>(P, a);
+          const int64_t* y = R<int64_t>(P, b);
+#define BODY(cmp) RULE_LOOP(!(x[i] cmp y[i]) & !i_null2(x[i], y[i]))
+          CMP_CASES(BODY)
+#undef BODY
+          break;
+        }
+        case X_IN_F_RULE: case X_IN_I_RULE: {
+          const int size = L.sub;
+          if (op == X_IN_F_RULE) {
+            const double* x = R<double>(P, a);
+            const double* set = p.const_f64 + b;
+            RULE_LOOP(([&] {
+              bool hit = false;
+              for (int k = 0; k < size; ++k) hit |= x[i] == set[k];
+              return !hit & !f_null(x[i]);
+            }()))
+          } else {
+            const int64_t* x = R<int64_t>(P, a);
+            const int64_t* set = p.const_i64 + b;
+            RULE_LOOP(([&] {
+              bool hit = false;
+              for (int k = 0; k < size; ++k) hit |= x[i] == set[k];
+              return !hit & (x[i] != kIntNull);
+            }()))
+          }
+          break;
+        }
+        case X_FBIN_K: {
+          const double* x = R<double>(P, a);
+          const double k = L.kf;
+          double* o = static_cast<double*>(out);
+          switch (L.sub) {
+            case 0: for (size_t i = 0; i < m; ++i) o[i] = x[i] + k; break;
+            case 1: for (size_t i = 0; i < m; ++i) o[i] = x[i] - k; break;
+            case 2: for (size_t i = 0; i < m; ++i) o[i] = x[i] * k; break;
+            default: for (size_t i = 0; i < m; ++i) o[i] = x[i] / k; break;
+          }
+          ptr[dst] = out;
+          break;
+        }
+#undef CMP_CASES
+#undef RULE_LOOP
         default:
           break;
       }
@@ -352,9 +570,10 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
   std::fill_n(counts, p.n_rules, int64_t{0});
   const size_t n_blocks = (n + kBlock - 1) / kBlock;
   std::mutex lock;
+  const std::vector<Ins> lowered = lower(p);
   parallel_for(n_blocks, num_threads, 16, [&](size_t b0, size_t b1) {
     std::vector<int64_t> local(std::max(p.n_rules, 1), 0);
-    run_blocks(p, d, b0 * kBlock, std::min(n, b1 * kBlock), mask, local.data());
+    run_blocks(p, lowered, d, b0 * kBlock, std::min(n, b1 * kBlock), mask, local.data());
     std::lock_guard<std::mutex> g(lock);
     for (int k = 0; k < p.n_rules; ++k) counts[k] += local[k];
   });

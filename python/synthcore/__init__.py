@@ -24,6 +24,7 @@ from ._conditional import ImpossibleConditionError
 from .copula import GaussianCopula, load
 from .rules import RuleError, Rules, RuleSyntaxError, RuleTypeError
 from ._rules_sampling import RuleAcceptanceError
+from .generation import Spec, SpecError, TableSpec, generate, generate_tables, load_spec
 
 __all__ = [
     "__version__",
@@ -35,6 +36,12 @@ __all__ = [
     "RuleSyntaxError",
     "RuleTypeError",
     "Rules",
+    "Spec",
+    "SpecError",
+    "TableSpec",
+    "generate",
+    "generate_tables",
+    "load_spec",
     "ImpossibleConditionError",
     "available_backends",
     "copula_kernels",

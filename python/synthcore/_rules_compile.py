@@ -536,6 +536,11 @@ OP_REGS = [regs for _, regs in OPS]
 NO_DST = {OP["RULE"], OP["STORE_8"], OP["STORE_B"]}
 CONST_OPS = {OP["CONST_F"], OP["CONST_I"], OP["CONST_B"]}
 LOAD_OPS = {OP["LOAD_F64"], OP["LOAD_I64"], OP["LOAD_I32"], OP["LOAD_B"]}
+# opcodes whose result is a uint8 (three-valued bool) register; the rest are 8 bytes wide
+BYTE_RESULT_OPS = {OP[name] for name in (
+    "LOAD_B", "CONST_B", "EQ_F", "NE_F", "LT_F", "LE_F", "GT_F", "GE_F", "EQ_I", "NE_I", "LT_I",
+    "LE_I", "GT_I", "GE_I", "EQ_B", "NE_B", "AND", "OR", "NOT", "ISNULL_F", "ISNULL_I",
+    "ISNULL_B", "ISNULL_C", "IN_F", "IN_I", "LUT_B", "SEL_B")}
 
 # column storage types handed to the backends
 COL_F64, COL_I64, COL_I32, COL_B = 0, 1, 2, 3
@@ -1129,6 +1134,7 @@ class Compiler:
                 phys[dst] = n_const
                 n_const += 1
         free: list[int] = []
+        widths: dict = {}
         top = n_const
         out = []
         for pc, (op, dst, a, b, c) in enumerate(code):
@@ -1137,16 +1143,22 @@ class Compiler:
             for k, f in enumerate("abc"):
                 if f in regs:
                     fields[k] = phys[fields[k]]
-            # registers whose last use is here are free for this instruction's result
+            # registers whose last use is here are free for this instruction's result,
+            # but only when their element width is the result's: an in-place loop that
+            # widens (uint8 condition -> int64 value) would overwrite operands not yet read
+            width = 1 if op in BYTE_RESULT_OPS else 8
+            later = []
             for k, f in enumerate("abc"):
                 if f in regs:
                     v = (a, b, c)[k]
-                    if last_use.get(v) == pc and phys[v] >= n_const and phys[v] not in free:
-                        free.append(phys[v])
+                    if last_use.get(v) == pc and phys[v] >= n_const and phys[v] not in free \
+                            and phys[v] not in later:
+                        (free if widths.get(v, 8) == width else later).append(phys[v])
             if op in NO_DST:
                 pdst = 0
             elif op in CONST_OPS:
                 pdst = phys[dst]
+                widths[dst] = width
             else:
                 if free:
                     pdst = free.pop()
@@ -1154,8 +1166,10 @@ class Compiler:
                     pdst = top
                     top += 1
                 phys[dst] = pdst
+                widths[dst] = width
                 if dst not in last_use and op not in NO_DST:
                     free.append(pdst)
+            free.extend(later)
             out.append([op, pdst] + fields)
         self.n_physical = max(top, 1)
         return np.array(out, dtype=np.int32).reshape(-1, 5)

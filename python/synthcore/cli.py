@@ -1,4 +1,5 @@
-"""The ``synthcore`` command line: ``synthcore info``, ``synthcore demo``."""
+"""The ``synthcore`` command line: ``synthcore info``, ``synthcore demo``,
+``synthcore generate``."""
 from __future__ import annotations
 
 import argparse
@@ -117,6 +118,89 @@ def _demo(args) -> int:
     return 0
 
 
+def _parse_rows(values):
+    """--rows N (every table) or --rows TABLE=N (repeatable)."""
+    every, per = None, {}
+    for v in values or ():
+        name, sep, count = v.rpartition("=")
+        try:
+            n = int(count)
+        except ValueError:
+            raise ValueError(f"--rows takes N or TABLE=N, got {v!r}") from None
+        if n < 0:
+            raise ValueError(f"--rows must be >= 0, got {v!r}")
+        if sep:
+            per[name] = n
+        else:
+            every = n
+    return every, per
+
+
+def _write_parquet(spec, table, n, rows, path, seed, backend, chunk_rows):
+    """Rows of one table in windows of chunk_rows, to a temporary file renamed at the end."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from .generation import generate
+    tmp = f"{path}.tmp-{os.getpid()}"
+    writer = schema = None
+    try:
+        for start in range(0, max(n, 1), chunk_rows):
+            part = generate(spec, min(chunk_rows, n - start), table=table, seed=seed,
+                            row_offset=start, rows=rows, backend=backend, output="arrow")
+            if writer is None:
+                schema = part.schema
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(part.cast(schema))
+        writer.close()
+        writer = None
+        os.replace(tmp, path)  # an interrupted run leaves no half-written file
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _generate(args) -> int:
+    """Tables from a spec (no real data) to Parquet."""
+    import os
+
+    from .generation import load_spec
+    if args.chunk_rows < 1:
+        raise ValueError("--chunk-rows must be positive")
+    spec = load_spec(args.spec)
+    every, per = _parse_rows(args.rows)
+    for name in per:
+        if name not in spec.tables:
+            raise ValueError(f"--rows names table {name!r}, which is not in the spec")
+    rows = {}
+    for name, t in spec.tables.items():
+        n = per.get(name, every if every is not None else t.rows)
+        if n is None:
+            raise ValueError(f"give the number of rows of table {name!r} with --rows")
+        rows[name] = n
+    seed = args.seed if args.seed is not None else spec.seed
+    if seed is None:
+        seed = 0
+    backend = args.backend or _backend.resolve(None)
+    names = [args.table] if args.table else list(spec.order)
+    if args.table and args.table not in spec.tables:
+        raise ValueError(f"table {args.table!r} is not in the spec")
+    single = len(spec.tables) == 1 or args.table
+    if not single:
+        os.makedirs(args.out, exist_ok=True)
+    for name in names:
+        path = args.out if single else os.path.join(args.out, f"{name}.parquet")
+        t0 = time.perf_counter()
+        _write_parquet(spec, name, rows[name], rows, path, seed, backend, args.chunk_rows)
+        dt = time.perf_counter() - t0
+        print(f"synthcore generate: {name}: {rows[name]:,} rows -> {path} in {dt:.2f} s "
+              f"({backend}, seed {seed})")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="synthcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,10 +222,23 @@ def main(argv=None) -> int:
     p_demo.add_argument("--repeat", type=int, default=3)
     p_demo.add_argument("--backend", choices=_backend.BACKENDS, default=None)
     p_demo.set_defaults(func=_demo)
+    p_gen = sub.add_parser("generate", help="generate tables from a spec (YAML/JSON) with no "
+                                             "real data, to Parquet")
+    p_gen.add_argument("spec", help="a .yaml, .yml or .json table spec")
+    p_gen.add_argument("--rows", action="append",
+                       help="N for every table, or TABLE=N (repeatable); default: the spec's")
+    p_gen.add_argument("--out", required=True,
+                       help="a .parquet file (one table) or a directory (several tables)")
+    p_gen.add_argument("--table", default=None, help="only this table of the spec")
+    p_gen.add_argument("--seed", type=int, default=None, help="default: the spec's, else 0")
+    p_gen.add_argument("--chunk-rows", type=int, default=1_000_000,
+                       help="rows per window (the output does not depend on it)")
+    p_gen.add_argument("--backend", choices=_backend.BACKENDS, default=None)
+    p_gen.set_defaults(func=_generate)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, _backend.BackendUnavailableError) as exc:
+    except (ValueError, TypeError, OSError, _backend.BackendUnavailableError) as exc:
         print(f"synthcore {args.command}: {exc}", file=sys.stderr)
         return 2
 
