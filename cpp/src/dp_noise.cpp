@@ -7,6 +7,7 @@
 #include "synthcore/dispatch.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "synthcore/parallel.hpp"
@@ -47,9 +48,19 @@ SC_ALWAYS_INLINE void search_segment(const uint64_t* th, const uint32_t* tl,
   for (size_t l = 0; l < kLanes; ++l) pos[l] = static_cast<int64_t>(p[l]);
 }
 
+// Either integers (x, out) or floats on the grid r (xf, outf: out = (rint(x / r) + Z) r,
+// the rounding and scaling fused here so a float release is one pass; r is a power of
+// two, so x / r and the product are exact and rint rounds half to even like NumPy's).
+struct NoiseIo {
+  const int64_t* x;
+  int64_t* out;
+  const double* xf;
+  double* outf;
+  double r;
+};
+
 SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
-                           const NoiseTables& tb, const int64_t* x, int64_t* out, size_t first,
-                           size_t n) {
+                           const NoiseTables& tb, const NoiseIo& io, size_t first, size_t n) {
   const size_t per = 1 + 3 * static_cast<size_t>(tb.segments);
   std::vector<uint32_t> words(kValues * per);
   for (size_t c = 0; c < n; c += kValues) {
@@ -80,7 +91,14 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
       for (size_t l = 0; l < lanes; ++l) {
         const int64_t a = gate[l] * magnitude[l];
         const int64_t negative = words[(v0 + l) * per] & 1u;
-        out[c + v0 + l] = x[c + v0 + l] + ((a ^ -negative) + negative);  // branch-free sign
+        const int64_t z = (a ^ -negative) + negative;  // branch-free sign
+        const size_t i = first + c + v0 + l;
+        if (io.xf) {
+          const int64_t grid = static_cast<int64_t>(std::nearbyint(io.xf[i] / io.r));
+          io.outf[i] = static_cast<double>(grid + z) * io.r;
+        } else {
+          io.out[i] = io.x[i] + z;
+        }
       }
     }
   }
@@ -91,8 +109,18 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
 void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                    const NoiseTables& tables, const int64_t* x, int64_t* out, size_t n,
                    int num_threads) {
+  const NoiseIo io{x, out, nullptr, nullptr, 0.0};
   parallel_for(n, num_threads, 1 << 14, [&](size_t b, size_t e) {
-    noise_range(key, stream, word_offset, tables, x + b, out + b, b, e - b);
+    noise_range(key, stream, word_offset, tables, io, b, e - b);
+  });
+}
+
+void grid_float_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
+                      const NoiseTables& tables, const double* x, double granularity,
+                      double* out, size_t n, int num_threads) {
+  const NoiseIo io{nullptr, nullptr, x, out, granularity};
+  parallel_for(n, num_threads, 1 << 14, [&](size_t b, size_t e) {
+    noise_range(key, stream, word_offset, tables, io, b, e - b);
   });
 }
 

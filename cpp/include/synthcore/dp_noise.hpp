@@ -35,6 +35,13 @@ void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                    const NoiseTables& tables, const int64_t* x, int64_t* out, size_t n,
                    int num_threads);
 
+// The float mechanisms' one pass: out[i] = (rint(x[i] / granularity) + Z_i) granularity,
+// granularity a power of two (so both operations are exact apart from the rounding to
+// the grid), Z_i as in integer_noise. |x / granularity| < 2^62 is checked by the caller.
+void grid_float_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
+                      const NoiseTables& tables, const double* x, double granularity,
+                      double* out, size_t n, int num_threads);
+
 // k-ary randomized response: each code kept when its 96-bit uniform U < keep, else
 // replaced by the j-th other code, j = (U - keep) / other. keep and other are 96-bit
 // numbers given as (hi 64 bits, lo 32 bits). Value i uses words [3 i, 3 i + 3).

@@ -109,8 +109,8 @@ def _float_input(x):
         raise TypeError(f"x must be a float array, got dtype {arr.dtype}; for integers use "
                         "discrete_laplace / discrete_gaussian")
     if arr.size:
-        xp = _xp(arr)
-        if not bool(xp.isfinite(arr).all()):
+        hi, lo = float(arr.max()), float(arr.min())   # NaN propagates, infinities show
+        if not (math.isfinite(hi) and math.isfinite(lo)):
             raise ValueError("x contains NaN or infinity")
     return arr
 
@@ -331,19 +331,29 @@ def _pow2_ceil(v: float) -> float:
     return math.ldexp(1.0, e - 1) if m == 0.5 else math.ldexp(1.0, e)
 
 
-def _to_grid(arr, r):
-    """round(x / r) as int64 (r a power of two, so x / r is exact)."""
+def _grid_noise(arr, r, tables, generator, name_b):
+    """(rint(x / r) + Z) r in x's dtype: r a power of two, so x / r and the product are
+    exact; the cpu kernel does it in one pass, NumPy and CuPy as array code."""
     xp = _xp(arr)
-    scaled = arr.reshape(-1).astype(xp.float64) / r
-    if scaled.size and float(xp.abs(scaled).max()) >= 2.0 ** 62:
+    flat = arr.reshape(-1)
+    if flat.size and max(abs(float(flat.max())), abs(float(flat.min()))) >= 2.0 ** 62 * r:
         raise ValueError(f"x has values too large for the noise grid {r:g} (|x| must stay "
                          f"below {2.0 ** 62 * r:g}); use a larger noise scale")
-    return xp.rint(scaled).astype(xp.int64)
-
-
-def _from_grid(noisy, r, arr):
-    xp = _xp(arr)
-    return (noisy.astype(xp.float64) * r).astype(arr.dtype).reshape(arr.shape)
+    if name_b == "cpu":
+        x64 = np.ascontiguousarray(flat, dtype=np.float64)
+        n = int(x64.size)
+        out = np.empty(n, dtype=np.float64)
+        first = generator._reserve(tables.words_per_value * n)
+        if n:
+            _backend.core_module().grid_float_noise(
+                generator._key, generator._stream, first, tables.gated, tables.offset,
+                tables.multipliers, tables.starts, tables.window_log2, tables.guide_bits,
+                tables.guide_starts, tables.guide, tables.t_hi, tables.t_lo, x64, float(r),
+                out, _backend.get_num_threads())
+    else:
+        grid = xp.rint(flat.astype(xp.float64) / r).astype(xp.int64)
+        out = _add_noise(grid, tables, generator, name_b).astype(xp.float64) * r
+    return out.astype(arr.dtype, copy=False).reshape(arr.shape)
 
 
 def laplace(x, *, epsilon: Optional[float] = None, scale: Optional[float] = None,
@@ -399,7 +409,7 @@ def laplace(x, *, epsilon: Optional[float] = None, scale: Optional[float] = None
                        "sensitivity_used": sens_used, "n": n,
                        "insecure_generator": generator.insecure},
                       epsilon=eps_used, delta_dp=delta, delta_zcdp=_up(n * tables.tv_bound))
-    values = _from_grid(_add_noise(_to_grid(arr, r), tables, generator, name_b), r, arr)
+    values = _grid_noise(arr, r, tables, generator, name_b)
     return DPRelease(values, "laplace", eps_used, delta, b, sensitivity,
                      bool(generator.insecure), receipt, rho=accounting.pure_to_zcdp(eps_used),
                      granularity=r, sensitivity_used=sens_used)
@@ -467,7 +477,7 @@ def gaussian(x, *, rho: Optional[float] = None, sigma: Optional[float] = None,
                        "insecure_generator": generator.insecure},
                       epsilon=eps_out, delta_dp=delta_out or 0.0, rho=rho_used,
                       delta_zcdp=delta_zcdp)
-    values = _from_grid(_add_noise(_to_grid(arr, r), tables, generator, name_b), r, arr)
+    values = _grid_noise(arr, r, tables, generator, name_b)
     return DPRelease(values, "gaussian", eps_out,
                      delta_out if delta_out is not None else delta_zcdp, s, sensitivity,
                      bool(generator.insecure), receipt, rho=rho_used, granularity=r,
