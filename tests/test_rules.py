@@ -466,7 +466,10 @@ def test_sample_with_rules_gives_exactly_n_valid_rows(customers_model, backend):
     assert Rules(SAMPLING_RULES[:3]).evaluate(out).mask.all()
     assert np.allclose(out["spend_ratio"], out["monthly_spend"] / out["income"], equal_nan=True)
     info = customers_model.last_sample_info
-    assert 0 < info["acceptance_rate"] < 1 and info["violations"]["age >= 30"] > 0
+    # the bound on age is applied as a condition (never-null column): it rejects nothing
+    assert info["conditions_from_rules"] == {"age": (30.0, math.inf)}
+    assert info["violations"]["age >= 30"] == 0
+    assert 0 < info["acceptance_rate"] < 1 and info["violations"]["plan in ('pro', 'basic')"] > 0
 
 
 def test_sample_with_rules_does_not_depend_on_batching(customers_model, monkeypatch):
@@ -477,10 +480,45 @@ def test_sample_with_rules_does_not_depend_on_batching(customers_model, monkeypa
     got = customers_model.sample(2000, seed=9, rules=SAMPLING_RULES, backend="cpu")
     pd.testing.assert_frame_equal(want, got)
     # the kept rows are the accepted candidates in row order: same as filtering the
-    # unconstrained sample of the same rows
-    plain = customers_model.sample(10_000, seed=9, backend="cpu")
+    # sample of the same rows conditioned on the rules' bounds
+    plain = customers_model.sample(10_000, seed=9, backend="cpu",
+                                   conditions={"age": (30.0, math.inf)})
     kept = Rules(SAMPLING_RULES).filter(plain).reset_index(drop=True).iloc[:2000]
     pd.testing.assert_frame_equal(kept, want.reset_index(drop=True), check_dtype=False)
+
+
+def test_bounds_in_rules_are_reparameterised_exactly(customers_model, monkeypatch):
+    """Sampling conditioned on the rules' bounds and then rejecting equals plain
+    rejection in distribution; the rare combination still gets its rows."""
+    from scipy import stats
+    from synthcore import _rules_sampling
+    rules = ["income >= 60000", "age <= 40", "plan = 'pro'", "monthly_spend < income / 200"]
+    folded = customers_model.sample(20_000, seed=2, rules=rules, backend="cpu")
+    info = customers_model.last_sample_info
+    assert set(info["conditions_from_rules"]) == {"income", "age", "plan"}
+    assert info["acceptance_rate"] > 0.3
+    monkeypatch.setattr(_rules_sampling, "bound_conditions", lambda model, rules: {})
+    plain = customers_model.sample(20_000, seed=3, rules=rules, backend="cpu",
+                                   min_acceptance=1e-4)
+    assert customers_model.last_sample_info["acceptance_rate"] < 0.1
+    for col in ("income", "age", "monthly_spend", "orders"):
+        assert stats.ks_2samp(folded[col].dropna(), plain[col].dropna()).pvalue > 1e-6, col
+    tv = 0.5 * (folded["region"].value_counts(normalize=True)
+                - plain["region"].value_counts(normalize=True)).abs().sum()
+    assert tv < 0.03
+
+
+def test_rules_combine_with_conditions(customers_model):
+    out = customers_model.sample(2000, seed=5, rules=["orders >= 3"],
+                                 conditions={"plan": "plus", "age": (25, 35)}, backend="cpu")
+    assert len(out) == 2000 and (out["plan"] == "plus").all() and out["age"].between(25, 35).all()
+    assert (out["orders"] >= 3).all()
+    assert customers_model.last_sample_info["conditions_from_rules"] == {"orders": (3.0, math.inf)}
+    per_row = pd.DataFrame({"plan": ["plus"] * 10})
+    with pytest.raises(ValueError, match="must be a dict"):
+        customers_model.sample(None, seed=5, rules=["orders >= 3"], conditions=per_row)
+    with pytest.raises(synthcore.ImpossibleConditionError, match="empty range"):
+        customers_model.sample(10, seed=5, rules=["age >= 50", "age <= 40"], backend="cpu")
 
 
 def test_sample_with_impossible_rules_names_the_rule(customers_model):

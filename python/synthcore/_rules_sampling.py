@@ -1,9 +1,20 @@
-"""Sampling under rules: reject and refill, counter-based (docs/rules.md).
+"""Sampling under rules: reparameterisation of bounds, then reject and refill,
+counter-based (docs/rules.md).
+
+Bounds first: a conjunct at the top level of a rule (``x >= 3``, ``a <= x <= b``,
+``x between a and b``, ``x = 5``, ``plan = 'pro'``) on a column the model never samples
+as null is a necessary condition of that rule, so the candidates are drawn from the
+model conditioned on it (exact Gaussian conditioning, synthcore/_conditional.py) and the
+rule then rejects nothing for it: sampling from P( . | A) and keeping the rows where the
+rule R holds gives P( . | R) exactly, since R implies A. Strict inequalities and
+nullable columns are left to rejection (a null makes the rule pass, which a condition
+could not express).
 
 Candidates are the rows ``row_offset, row_offset + 1, ...`` of the synthesizer's
-(seed, stream) sequence; the result is the first ``n`` that satisfy every rule, in
-row-index order. Batches only decide how many candidates are looked at per step,
-never which rows are kept, so the output is the same whatever the batch sizes.
+(seed, stream) sequence (conditioned on the bounds, if any); the result is the first
+``n`` that satisfy every rule, in row-index order. Batches only decide how many
+candidates are looked at per step, never which rows are kept, so the output is the same
+whatever the batch sizes.
 """
 from __future__ import annotations
 
@@ -73,16 +84,112 @@ def _derived_column(name, output, raw) -> OutputColumn:
     raise AssertionError(kind)
 
 
+def _literal(node):
+    """The value of a numeric or string literal node (with unary minus), else None."""
+    if node.kind == "num":
+        return float(node.value)
+    if node.kind == "neg" and node.args and node.args[0].kind == "num":
+        return -float(node.args[0].value)
+    if node.kind == "str":
+        return node.value
+    return None
+
+
+def _conjuncts(node):
+    if node.kind == "and":
+        for a in node.args:
+            yield from _conjuncts(a)
+    else:
+        yield node
+
+
+_FLIP = {"le": "ge", "ge": "le", "eq": "eq"}
+
+
+def _bound_of(node):
+    """(column, op, value) of a foldable conjunct: col <= v, col >= v, col = v, or
+    (column, "between", (a, b)); None otherwise."""
+    if node.kind == "cmp" and node.value in _FLIP:
+        left, right = node.args
+        if left.kind == "col" and _literal(right) is not None:
+            return left.value, node.value, _literal(right)
+        if right.kind == "col" and _literal(left) is not None:
+            return right.value, _FLIP[node.value], _literal(left)
+    if node.kind == "between" and node.args[0].kind == "col":
+        a, b = _literal(node.args[1]), _literal(node.args[2])
+        if isinstance(a, float) and isinstance(b, float):
+            return node.args[0].value, "between", (a, b)
+    return None
+
+
+def bound_conditions(model, rules) -> dict:
+    """Conditions implied by the rules' top-level bounds (see the module docstring)."""
+    by_name = {m.name: m for m in model.columns}
+    ranges, values = {}, {}
+    from ._rules_compile import Node
+    for parsed in rules.parsed:
+        expr = parsed.expr
+        if parsed.target is not None:
+            if parsed.assign_op != "=" or parsed.target not in by_name:
+                continue                       # a derived column, not a constraint
+            # "plan = 'pro'" on an existing column is the comparison
+            expr = Node("cmp", parsed.target_pos,
+                        [Node("col", parsed.target_pos, [], parsed.target), expr], "eq")
+        for node in _conjuncts(expr):
+            found = _bound_of(node)
+            if found is None:
+                continue
+            name, op, v = found
+            m = by_name.get(name)
+            if m is None or m.null_rate > 0.0 or m.encoding == "null":
+                continue
+            if m.kind == "categorical":
+                if op == "eq" and isinstance(v, str):
+                    values.setdefault(name, set()).add(v)
+                continue
+            if m.kind not in ("float", "int") or isinstance(v, str):
+                continue
+            lo, hi = ranges.get(name, (-math.inf, math.inf))
+            if op == "between":
+                lo, hi = max(lo, min(v)), min(hi, max(v))
+            elif op == "ge":
+                lo = max(lo, v)
+            elif op == "le":
+                hi = min(hi, v)
+            else:
+                lo, hi = max(lo, v), min(hi, v)
+            ranges[name] = (lo, hi)
+    conditions = {}
+    for name, (lo, hi) in ranges.items():
+        if lo > hi:
+            from ._conditional import ImpossibleConditionError
+            raise ImpossibleConditionError(f"the rules bound column {name!r} to an empty range "
+                                           f"[{lo}, {hi}]")
+        conditions[name] = (lo, hi)
+    for name, vs in values.items():
+        if len(vs) == 1:
+            conditions[name] = next(iter(vs))
+    return conditions
+
+
 def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
-                      min_acceptance):
+                      min_acceptance, conditions=None):
     import numbers
     from .rules import _TableView, run_program
+    if conditions is not None and not isinstance(conditions, dict):
+        raise ValueError("with rules, conditions must be a dict for all rows (a table of "
+                         "per-row conditions has no meaning once rows are rejected)")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not 0 < min_acceptance <= 1:
         raise ValueError(f"min_acceptance must be in (0, 1], got {min_acceptance!r}")
     rules = _as_rules(rules)
     n = int(n)
+    folded = bound_conditions(model, rules)
+    merged = dict(conditions or {})
+    for name, cond in folded.items():
+        merged.setdefault(name, cond)          # the caller's own condition is kept as given
+    merged = merged or None
     kept_parts, total_kept, seen = [], 0, 0
     counts = None
     program = None
@@ -94,6 +201,7 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
         if seen == 0:
             batch = max(batch, min(PILOT, 16 * n))
         cols = model.sample(batch, seed=seed, stream=stream, row_offset=offset,
+                            conditions=merged,
                             backend=backend if backend != "cuda" else "cpu", output="columns")
         view = _TableView(cols)
         program, columns, m = rules.bind(view)
@@ -122,6 +230,7 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
             raise RuleAcceptanceError("ran out of candidate rows")
     model.last_sample_info = {
         "rows": n, "candidates": seen, "acceptance_rate": n / seen,
+        "conditions_from_rules": folded,
         "violations": {t: int(v) for t, v in zip(program.rule_texts, counts)},
     }
     columns = _concat(kept_parts) if len(kept_parts) > 1 else kept_parts[0]

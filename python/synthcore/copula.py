@@ -527,20 +527,19 @@ class GaussianCopula:
         ``rules`` (a ``synthcore.Rules`` or a list of rule strings, docs/rules.md): the
         result is the first ``n`` rows, in row-index order, of the candidate rows
         ``row_offset, row_offset + 1, ...`` of the (seed, stream) sequence that satisfy
-        every rule, so it does not depend on how candidates are batched. Derived
-        columns of the rules are appended. ``self.last_sample_info`` reports the
+        every rule, so it does not depend on how candidates are batched. Bounds in the
+        rules (``x >= 3``, ``a <= x <= b``, ``plan = 'pro'`` on never-null columns) are
+        applied as conditions first, so they cost no rejections; a dict of
+        ``conditions`` combines with rules. Derived columns of the rules are appended. ``self.last_sample_info`` reports the
         acceptance rate; below ``min_acceptance`` (measured on at least 10,000
         candidates) ``synthcore.RuleAcceptanceError`` names the rule that rejects most.
         """
         self._require_fitted()
         if rules is not None:
             from ._rules_sampling import sample_with_rules
-            if conditions is not None:
-                raise ValueError("rules and conditions cannot be combined yet; express the "
-                                 "conditions as rules")
             return sample_with_rules(self, n, rules, seed=seed, stream=stream,
                                      row_offset=row_offset, backend=backend, output=output,
-                                     min_acceptance=min_acceptance)
+                                     min_acceptance=min_acceptance, conditions=conditions)
         if conditions is not None:
             from ._conditional import parse_conditions
             n, per_column = parse_conditions(self.columns, conditions, n)
