@@ -466,23 +466,26 @@ def test_sample_with_rules_gives_exactly_n_valid_rows(customers_model, backend):
     assert Rules(SAMPLING_RULES[:3]).evaluate(out).mask.all()
     assert np.allclose(out["spend_ratio"], out["monthly_spend"] / out["income"], equal_nan=True)
     info = customers_model.last_sample_info
-    # the bound on age is applied as a condition (never-null column): it rejects nothing
-    assert info["conditions_from_rules"] == {"age": (30.0, math.inf)}
-    assert info["violations"]["age >= 30"] == 0
     assert 0 < info["acceptance_rate"] < 1 and info["violations"]["plan in ('pro', 'basic')"] > 0
+    # age >= 30 rejects under half the rows: left to rejection, not folded
+    assert info["conditions_from_rules"] == {} and info["violations"]["age >= 30"] > 0
 
 
-def test_sample_with_rules_does_not_depend_on_batching(customers_model, monkeypatch):
+@pytest.mark.parametrize("fold", [False, True])
+def test_sample_with_rules_does_not_depend_on_batching(customers_model, monkeypatch, fold):
     from synthcore import _rules_sampling
+    if fold:   # bounds as conditions whatever they reject
+        monkeypatch.setattr(_rules_sampling, "FOLD_BELOW", 1.01)
     want = customers_model.sample(2000, seed=9, rules=SAMPLING_RULES, backend="cpu")
     monkeypatch.setattr(_rules_sampling, "PILOT", 100)
     monkeypatch.setattr(_rules_sampling, "MAX_BATCH", 1500)
     got = customers_model.sample(2000, seed=9, rules=SAMPLING_RULES, backend="cpu")
     pd.testing.assert_frame_equal(want, got)
     # the kept rows are the accepted candidates in row order: same as filtering the
-    # sample of the same rows conditioned on the rules' bounds
-    plain = customers_model.sample(10_000, seed=9, backend="cpu",
-                                   conditions={"age": (30.0, math.inf)})
+    # sample of the same rows (conditioned on the rules' bounds when they are folded)
+    folded = customers_model.last_sample_info["conditions_from_rules"]
+    assert folded == ({"age": (30.0, math.inf)} if fold else {})
+    plain = customers_model.sample(10_000, seed=9, backend="cpu", conditions=folded or None)
     kept = Rules(SAMPLING_RULES).filter(plain).reset_index(drop=True).iloc[:2000]
     pd.testing.assert_frame_equal(kept, want.reset_index(drop=True), check_dtype=False)
 
@@ -508,7 +511,9 @@ def test_bounds_in_rules_are_reparameterised_exactly(customers_model, monkeypatc
     assert tv < 0.03
 
 
-def test_rules_combine_with_conditions(customers_model):
+def test_rules_combine_with_conditions(customers_model, monkeypatch):
+    from synthcore import _rules_sampling
+    monkeypatch.setattr(_rules_sampling, "FOLD_BELOW", 1.01)
     out = customers_model.sample(2000, seed=5, rules=["orders >= 3"],
                                  conditions={"plan": "plus", "age": (25, 35)}, backend="cpu")
     assert len(out) == 2000 and (out["plan"] == "plus").all() and out["age"].between(25, 35).all()
