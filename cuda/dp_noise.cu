@@ -16,8 +16,6 @@ constexpr int kThreads = 128;
 
 struct Tables {
   int segments;
-  bool gated;
-  int64_t offset;
   const int64_t* multipliers;
   const int64_t* starts;
   const int32_t* window_log2;
@@ -56,17 +54,17 @@ __global__ void noise_kernel(const uint32_t* words, Tables tb, const int64_t* x,
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     const uint32_t* w = words + per * i;
-    int64_t magnitude = tb.offset, gate = 1;
+    int64_t head = 0, higher = 0;
     for (int s = 0; s < tb.segments; ++s) {
       const uint32_t* u = w + 1 + 3 * s;
       const int64_t c = search(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
                                tb.guide + tb.guide_starts[s], tb.guide_bits[s],
                                tb.window_log2[s], (static_cast<uint64_t>(u[0]) << 32) | u[1],
                                u[2]);
-      if (s == 0 && tb.gated) gate = c;
-      else magnitude += tb.multipliers[s] * c;
+      if (s == 0) head = c;
+      else higher += tb.multipliers[s] * c;
     }
-    const int64_t a = gate * magnitude;
+    const int64_t a = head + (head > 0) * higher;
     const int64_t negative = w[0] & 1u;
     out[i] = x[i] + ((a ^ -negative) + negative);
   }
@@ -105,13 +103,13 @@ void check_launch(const char* what) {
 
 }  // namespace
 
-void integer_noise_from_words(uintptr_t words, int segments, bool gated, int64_t offset,
-                              uintptr_t multipliers, uintptr_t starts, uintptr_t window_log2,
-                              uintptr_t guide_bits, uintptr_t guide_starts, uintptr_t guide,
-                              uintptr_t t_hi, uintptr_t t_lo, uintptr_t x, uintptr_t out,
+void integer_noise_from_words(uintptr_t words, int segments, uintptr_t multipliers,
+                              uintptr_t starts, uintptr_t window_log2, uintptr_t guide_bits,
+                              uintptr_t guide_starts, uintptr_t guide, uintptr_t t_hi,
+                              uintptr_t t_lo, uintptr_t x, uintptr_t out,
                               size_t n, uintptr_t cuda_stream) {
   if (n == 0) return;
-  const Tables tb{segments, gated, offset, reinterpret_cast<const int64_t*>(multipliers),
+  const Tables tb{segments, reinterpret_cast<const int64_t*>(multipliers),
                   reinterpret_cast<const int64_t*>(starts),
                   reinterpret_cast<const int32_t*>(window_log2),
                   reinterpret_cast<const int32_t*>(guide_bits),

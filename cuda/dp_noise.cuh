@@ -8,8 +8,8 @@
 namespace synthcore::cuda {
 
 // out[i] = x[i] + Z_i, Z_i from words[(1 + 3 S) i ..) against the segments' thresholds.
-void integer_noise_from_words(uintptr_t words, int segments, bool gated, int64_t offset,
-                              uintptr_t multipliers, uintptr_t starts, uintptr_t window_log2,
+void integer_noise_from_words(uintptr_t words, int segments, uintptr_t multipliers,
+                              uintptr_t starts, uintptr_t window_log2,
                               uintptr_t guide_bits, uintptr_t guide_starts, uintptr_t guide,
                               uintptr_t t_hi, uintptr_t t_lo, uintptr_t x, uintptr_t out,
                               size_t n, uintptr_t cuda_stream);

@@ -110,15 +110,22 @@ def test_laplace_tables_are_exact_known_answers(scale):
         assert len(seg) - len(nz) >= 1 << int(tb.window_log2[s])   # padding for the window
     def floor96(p):
         return int(mpmath.floor(p * mpmath.mpf(2) ** 96))
-    if not tb.gated:   # one table over |Z|: P(|Z| >= k) = 2 q^k / (1 + q)
+    if tb.segments == 1:   # one table over |Z|: P(|Z| >= k) = 2 q^k / (1 + q)
         for k in (1, 2, 7, len([v for v in full if v])):
             assert abs(full[k - 1] - floor96(2 * q ** k / (1 + q))) <= 1
-    else:
-        assert abs(full[0] - floor96(2 * q / (1 + q))) <= 1
+    else:   # the head: P(X >= 1) = P(Z != 0), P(X >= j) = P(Z != 0) P(d0 >= j - 1)
+        nonzero = 2 * q / (1 + q)
+        assert abs(full[0] - floor96(nonzero)) <= 1
         r = q  # level 0 digit, truncated to [0, 4096)
+        for j in (2, 3, 101, 4096):
+            exact = nonzero * (r ** (j - 1) - r ** 4096) / (1 - r ** 4096)
+            if exact * mpmath.mpf(2) ** 96 >= 1:
+                assert abs(full[j - 1] - floor96(exact)) <= 1
+        r1 = q ** 4096   # level 1 digit
         start = int(tb.starts[1])
-        for k in (1, 2, 100, 4095):
-            exact = (r ** k - r ** 4096) / (1 - r ** 4096)
+        for k in (1, 2, 50):
+            top = tb.segments == 2
+            exact = r1 ** k if top else (r1 ** k - r1 ** 4096) / (1 - r1 ** 4096)
             if exact * mpmath.mpf(2) ** 96 >= 1:
                 assert abs(full[start + k - 1] - floor96(exact)) <= 1
 

@@ -19,7 +19,7 @@ void register_dp_noise(py::module_& m) {
   using I64 = py::array_t<int64_t, py::array::c_style>;
   using F64 = py::array_t<double, py::array::c_style>;
   // every index a search can form must stay inside the arrays
-  auto tables_of = [](bool gated, int64_t offset, I64& multipliers, I64& starts,
+  auto tables_of = [](I64& multipliers, I64& starts,
                       I32& window_log2, I32& guide_bits, I64& guide_starts, I32& guide,
                       U64& t_hi, U32& t_lo) {
     const py::ssize_t segments = multipliers.size();
@@ -40,7 +40,7 @@ void register_dp_noise(py::module_& m) {
         if (g[b] < 0 || starts.data()[s] + g[b] + (int64_t{1} << w) > t_hi.size())
           throw std::invalid_argument("noise table guide out of range");
     }
-    return NoiseTables{static_cast<int>(segments), gated, offset, multipliers.data(),
+    return NoiseTables{static_cast<int>(segments), multipliers.data(),
                        starts.data(), window_log2.data(), guide_bits.data(),
                        guide_starts.data(), guide.data(), t_hi.data(), t_lo.data()};
   };
@@ -51,12 +51,12 @@ void register_dp_noise(py::module_& m) {
     return k;
   };
   m.def("integer_noise",
-        [tables_of, key_of](U32 key, uint64_t stream, uint64_t word_offset, bool gated,
-                            int64_t offset, I64 multipliers, I64 starts, I32 window_log2,
+        [tables_of, key_of](U32 key, uint64_t stream, uint64_t word_offset,
+                            I64 multipliers, I64 starts, I32 window_log2,
                             I32 guide_bits, I64 guide_starts, I32 guide, U64 t_hi, U32 t_lo,
                             I64 x, I64 out, int num_threads) {
           const ChachaKey k = key_of(key);
-          const NoiseTables tb = tables_of(gated, offset, multipliers, starts, window_log2,
+          const NoiseTables tb = tables_of(multipliers, starts, window_log2,
                                            guide_bits, guide_starts, guide, t_hi, t_lo);
           if (!out.writeable() || out.size() != x.size())
             throw std::invalid_argument("out must be writable and match x");
@@ -67,18 +67,18 @@ void register_dp_noise(py::module_& m) {
           integer_noise(k, stream, word_offset, tb, xs, o, n, num_threads);
         },
         py::arg("key").noconvert(), py::arg("stream"), py::arg("word_offset"),
-        py::arg("gated"), py::arg("offset"), py::arg("multipliers").noconvert(),
+        py::arg("multipliers").noconvert(),
         py::arg("starts").noconvert(), py::arg("window_log2").noconvert(),
         py::arg("guide_bits").noconvert(), py::arg("guide_starts").noconvert(),
         py::arg("guide").noconvert(), py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(),
         py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("num_threads"));
   m.def("grid_float_noise",
-        [tables_of, key_of](U32 key, uint64_t stream, uint64_t word_offset, bool gated,
-                            int64_t offset, I64 multipliers, I64 starts, I32 window_log2,
+        [tables_of, key_of](U32 key, uint64_t stream, uint64_t word_offset,
+                            I64 multipliers, I64 starts, I32 window_log2,
                             I32 guide_bits, I64 guide_starts, I32 guide, U64 t_hi, U32 t_lo,
                             F64 x, double granularity, F64 out, int num_threads) {
           const ChachaKey k = key_of(key);
-          const NoiseTables tb = tables_of(gated, offset, multipliers, starts, window_log2,
+          const NoiseTables tb = tables_of(multipliers, starts, window_log2,
                                            guide_bits, guide_starts, guide, t_hi, t_lo);
           if (!out.writeable() || out.size() != x.size())
             throw std::invalid_argument("out must be writable and match x");
@@ -92,7 +92,7 @@ void register_dp_noise(py::module_& m) {
           grid_float_noise(k, stream, word_offset, tb, xs, granularity, o, n, num_threads);
         },
         py::arg("key").noconvert(), py::arg("stream"), py::arg("word_offset"),
-        py::arg("gated"), py::arg("offset"), py::arg("multipliers").noconvert(),
+        py::arg("multipliers").noconvert(),
         py::arg("starts").noconvert(), py::arg("window_log2").noconvert(),
         py::arg("guide_bits").noconvert(), py::arg("guide_starts").noconvert(),
         py::arg("guide").noconvert(), py::arg("t_hi").noconvert(), py::arg("t_lo").noconvert(),

@@ -68,8 +68,8 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
     secure_random_fill(key, stream, word_offset + (first + c) * per, words.data(), m * per);
     for (size_t v0 = 0; v0 < m; v0 += kLanes) {
       const size_t lanes = std::min(kLanes, m - v0);
-      int64_t magnitude[kLanes], gate[kLanes], count[kLanes];
-      for (size_t l = 0; l < kLanes; ++l) { magnitude[l] = tb.offset; gate[l] = 1; }
+      int64_t head[kLanes], higher[kLanes], count[kLanes];
+      for (size_t l = 0; l < kLanes; ++l) higher[l] = 0;
       for (int s = 0; s < tb.segments; ++s) {
         uint64_t u_hi[kLanes] = {};
         uint32_t u_lo[kLanes] = {};
@@ -81,15 +81,15 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
         search_segment(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
                        tb.guide + tb.guide_starts[s], tb.guide_bits[s], tb.window_log2[s], u_hi,
                        u_lo, count);
-        if (s == 0 && tb.gated) {
-          for (size_t l = 0; l < kLanes; ++l) gate[l] = count[l];
+        if (s == 0) {
+          for (size_t l = 0; l < kLanes; ++l) head[l] = count[l];
         } else {
           const int64_t mult = tb.multipliers[s];
-          for (size_t l = 0; l < kLanes; ++l) magnitude[l] += mult * count[l];
+          for (size_t l = 0; l < kLanes; ++l) higher[l] += mult * count[l];
         }
       }
       for (size_t l = 0; l < lanes; ++l) {
-        const int64_t a = gate[l] * magnitude[l];
+        const int64_t a = head[l] + (head[l] > 0) * higher[l];
         const int64_t negative = words[(v0 + l) * per] & 1u;
         const int64_t z = (a ^ -negative) + negative;  // branch-free sign
         const size_t i = first + c + v0 + l;

@@ -50,7 +50,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("secure_random_raw", &sc::secure_random_raw, py::arg("key"), py::arg("stream"),
         py::arg("offset"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));
   m.def("integer_noise_from_words", &sc::integer_noise_from_words, py::arg("words"),
-        py::arg("segments"), py::arg("gated"), py::arg("offset"), py::arg("multipliers"),
+        py::arg("segments"), py::arg("multipliers"),
         py::arg("starts"), py::arg("window_log2"), py::arg("guide_bits"),
         py::arg("guide_starts"), py::arg("guide"), py::arg("t_hi"), py::arg("t_lo"),
         py::arg("x"), py::arg("out"), py::arg("n"), py::arg("cuda_stream"));

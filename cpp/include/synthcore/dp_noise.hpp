@@ -4,8 +4,8 @@
 // Per segment: a guide bucket from U's top bits (2^m buckets per octave) gives the
 // count of thresholds above the bucket, then W branch-free binary-search steps over the
 // decreasing 96-bit survival thresholds finish the count X;
-// |Z| = gate * (offset + sum_s multiplier_s * X_s). The work per value depends only on
-// the tables, i.e. on the scale.
+// |Z| = X_0 + [X_0 > 0] sum_{s >= 1} multiplier_s X_s. The work per value depends only
+// on the tables, i.e. on the scale.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,9 +15,7 @@
 namespace synthcore {
 
 struct NoiseTables {
-  int segments;
-  bool gated;                    // segment 0 is a 0/1 gate on |Z|
-  int64_t offset;
+  int segments;                  // |Z| = X_0 + [X_0 > 0] sum_{s >= 1} multipliers[s] X_s
   const int64_t* multipliers;    // [segments]
   const int64_t* starts;         // [segments] first threshold of each segment
   const int32_t* window_log2;    // [segments] W: binary-search steps

@@ -20,16 +20,17 @@ A noise value is built from *segments* (one search each) and one sign word:
 
     word 0            sign (bit 0)
     words 1 + 3 s ..  the uniform of segment s
-    |Z| = gate * (offset + sum_s multiplier_s * X_s)      (gate = X_0 when gated, else 1)
+    |Z| = X_0 + [X_0 > 0] * sum_{s >= 1} multiplier_s * X_s
     Z   = -|Z| if the sign bit is set, else |Z|
 
 * Discrete Laplace, P(Z = z) ∝ q^|z|, q = exp(-1/t). Scales up to ~940: one segment,
   the survival of |Z|, P(|Z| >= k) = 2 q^k / (1 + q), cut below 2^-100. Larger scales:
-  a gate segment decides Z != 0
-  (P = 2q / (1 + q)); then |Z| - 1 is geometric with ratio q, written in base M = 2^12
-  with independent digits (memorylessness): digit l is a geometric of ratio q^(M^l)
-  truncated to [0, M), the top digit untruncated but cut where its survival falls
-  below 2^-100 (a tail of mass <= 2^-100, dropped).
+  |Z| - 1, given Z != 0 (probability 2q / (1 + q)), is geometric with ratio q, written
+  in base M = 2^12 with independent digits (memorylessness): digit l is a geometric of
+  ratio q^(M^l) truncated to [0, M), the top digit untruncated but cut where its
+  survival falls below 2^-100 (a tail of mass <= 2^-100, dropped). The head segment
+  X_0 is 0 for Z = 0 and 1 + digit 0 otherwise, so the zero test and the lowest digit
+  share one uniform; higher digits count only when X_0 > 0.
 * Discrete Gaussian, P(Z = z) ∝ exp(-z^2 / (2 sigma^2)) (Canonne-Kamath-Steinke): one
   segment, the survival of |Z| (P(|Z| >= k) = 2 sum_{z >= k} p_z / S), cut at the k
   where it falls below 2^-100.
@@ -58,8 +59,6 @@ class NoiseTables:
     """Survival-threshold tables of one sampler (see the module docstring)."""
     kind: str                  # "discrete_laplace" or "discrete_gaussian"
     scale: float               # t for the Laplace, sigma for the Gaussian
-    gated: bool                # segment 0 is a 0/1 gate
-    offset: int
     multipliers: np.ndarray    # int64 [segments]
     starts: np.ndarray         # int64 [segments]: start of each segment in t_hi / t_lo
     window_log2: np.ndarray    # int32 [segments]: W, the binary-search steps
@@ -181,11 +180,11 @@ def _segment(multiplier, hi, lo):
     return (multiplier, hi, lo, w, m, guide, int(hi.size - pad))
 
 
-def _assemble(kind, scale, gated, offset, segments, tv):
+def _assemble(kind, scale, segments, tv):
     multipliers = np.array([sg[0] for sg in segments], dtype=np.int64)
     starts = np.cumsum([0] + [sg[1].size for sg in segments[:-1]]).astype(np.int64)
     guide_starts = np.cumsum([0] + [sg[5].size for sg in segments[:-1]]).astype(np.int64)
-    return NoiseTables(kind, float(scale), gated, int(offset), multipliers, starts,
+    return NoiseTables(kind, float(scale), multipliers, starts,
                        np.array([sg[3] for sg in segments], dtype=np.int32),
                        np.array([sg[4] for sg in segments], dtype=np.int32), guide_starts,
                        np.concatenate([sg[5] for sg in segments]),
@@ -215,13 +214,14 @@ def laplace_tables(scale: float) -> NoiseTables:
             survival = survival * step >> FRACTION_BITS
         hi, lo = _pack(survivals, one)
         tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-        return _assemble("discrete_laplace", scale, False, 0, [_segment(1, hi, lo)], tv)
-    parts = [_segment(1, *_pack([_fixed(2 * q / (1 + q))], one))]
+        return _assemble("discrete_laplace", scale, [_segment(1, hi, lo)], tv)
+    parts = []
     base = 1 << DIGIT_BITS
     levels = 1   # base^L >= need: the top digit's tail <= 2^-100
     while mpmath.mpf(base) ** levels < need:
         levels += 1
-    entries_total = 1
+    entries_total = 0
+    nonzero = _fixed(2 * q / (1 + q))            # P(Z != 0)
     for level in range(levels):
         ratio = _fixed(mpmath.exp(-mpmath.mpf(base) ** level / t))
         top = level == levels - 1
@@ -233,11 +233,15 @@ def laplace_tables(scale: float) -> NoiseTables:
         else:  # truncated to [0, base): P(D >= k) = (r^k - r^base) / (1 - r^base)
             r_top = powers[base]
             survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:base]]
+        if level == 0:
+            # the head: X = 0 for Z = 0, else 1 + digit 0, so P(X >= j) = P(Z != 0)
+            # P(d0 >= j - 1); the zero test and the lowest digit share one uniform
+            survivals = [nonzero] + [nonzero * s_k >> FRACTION_BITS for s_k in survivals]
         hi, lo = _pack(survivals, one)
         entries_total += hi.size
         parts.append(_segment(base ** level, hi, lo))
     tv = entries_total * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-    return _assemble("discrete_laplace", scale, True, 1, parts, tv)
+    return _assemble("discrete_laplace", scale, parts, tv)
 
 
 def gaussian_tables(sigma: float) -> NoiseTables:
@@ -276,7 +280,7 @@ def gaussian_tables(sigma: float) -> NoiseTables:
     hi, lo = _pack(survivals, total)
     # the cut tail beyond z_max is < 2^-100; the table's floors cost entries * 2^-96
     tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-    return _assemble("discrete_gaussian", sigma, False, 0, [_segment(1, hi, lo)], tv)
+    return _assemble("discrete_gaussian", sigma, [_segment(1, hi, lo)], tv)
 
 
 def survival_search(u_hi, u_lo, t_hi, t_lo, guide, m: int, w: int) -> np.ndarray:
@@ -295,8 +299,8 @@ def survival_search(u_hi, u_lo, t_hi, t_lo, guide, m: int, w: int) -> np.ndarray
 def noise(tables: NoiseTables, words) -> np.ndarray:
     """int64 noise, one value per ``tables.words_per_value`` words."""
     w = np.asarray(words, dtype=np.uint32).reshape(-1, tables.words_per_value).astype(np.uint64)
-    magnitude = np.full(w.shape[0], tables.offset, dtype=np.int64)
-    gate = np.ones(w.shape[0], dtype=np.int64)
+    head = None
+    higher = np.zeros(w.shape[0], dtype=np.int64)
     for s in range(tables.segments):
         c = 1 + 3 * s
         u_hi = (w[:, c] << np.uint64(32)) | w[:, c + 1]
@@ -307,11 +311,11 @@ def noise(tables: NoiseTables, words) -> np.ndarray:
         guide = tables.guide[g0:g0 + guide_buckets(m)]
         x = survival_search(u_hi, u_lo, tables.t_hi[start:], tables.t_lo[start:], guide, m,
                             int(tables.window_log2[s]))
-        if s == 0 and tables.gated:
-            gate = x
+        if s == 0:
+            head = x
         else:
-            magnitude += tables.multipliers[s] * x
-    magnitude *= gate
+            higher += tables.multipliers[s] * x
+    magnitude = head + (head > 0) * higher
     negative = (w[:, 0] & np.uint64(1)).astype(bool)
     return np.where(negative, -magnitude, magnitude)
 

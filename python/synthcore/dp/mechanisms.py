@@ -147,7 +147,7 @@ def _add_noise(flat, tables: _ref.NoiseTables, generator: SecureGenerator, name_
                                              tables.guide_starts, tables.guide, tables.t_hi,
                                              tables.t_lo)]
             _backend.cuda_module().integer_noise_from_words(
-                words.data.ptr, tables.segments, tables.gated, tables.offset,
+                words.data.ptr, tables.segments,
                 *(a.data.ptr for a in dev), flat.data.ptr, out.data.ptr, n,
                 cupy.cuda.get_current_stream().ptr)
         return out
@@ -158,7 +158,7 @@ def _add_noise(flat, tables: _ref.NoiseTables, generator: SecureGenerator, name_
     out = np.empty(n, dtype=np.int64)
     if n:
         _backend.core_module().integer_noise(
-            generator._key, generator._stream, first, tables.gated, tables.offset,
+            generator._key, generator._stream, first,
             tables.multipliers, tables.starts, tables.window_log2, tables.guide_bits,
             tables.guide_starts, tables.guide, tables.t_hi, tables.t_lo,
             np.ascontiguousarray(flat), out, _backend.get_num_threads())
@@ -346,7 +346,7 @@ def _grid_noise(arr, r, tables, generator, name_b):
         first = generator._reserve(tables.words_per_value * n)
         if n:
             _backend.core_module().grid_float_noise(
-                generator._key, generator._stream, first, tables.gated, tables.offset,
+                generator._key, generator._stream, first,
                 tables.multipliers, tables.starts, tables.window_log2, tables.guide_bits,
                 tables.guide_starts, tables.guide, tables.t_hi, tables.t_lo, x64, float(r),
                 out, _backend.get_num_threads())
