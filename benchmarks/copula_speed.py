@@ -31,43 +31,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 import warnings
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _baselines import NumpyGaussianCopula, make_mixed_table  # noqa: E402
+from _timing import median_time, round_robin  # noqa: E402
 
 GOALS = {"sample_vs_sdv": 300.0, "sample_vs_numpy_copula": 20.0, "fit_vs_sdv": 50.0}
-
-
-def median_time(fn, repeat, warmup=True):
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def round_robin(fns, repeat, warmup=True):
-    """{name: median seconds}; each round runs every fn once, so a burst of load from
-    other processes hits them all alike instead of one candidate's whole series."""
-    if warmup:
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def sdv_synthesizer(df):

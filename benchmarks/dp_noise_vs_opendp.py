@@ -11,23 +11,16 @@
 Medians of 3 runs; synthcore on 1 thread and on all cores.
 """
 import argparse
-import statistics
-import time
+import os
+import sys
 
 import numpy as np
 
 import synthcore
 from synthcore import dp
 
-
-def median_time(fn, repeat=3):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import median_time  # noqa: E402
 
 
 def opendp_per_value(kind, scale, odp, n=20_000):

@@ -11,7 +11,6 @@ and our CUDA kernel into device memory.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time

@@ -9,25 +9,18 @@ prints medians and the overhead ratio (target: <= 15%).
 from __future__ import annotations
 
 import argparse
+import sys
+import os
 import importlib.resources
-import statistics
-import time
 
 import pandas as pd
 
 import synthcore
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import timings  # noqa: E402
+
 RULES = ["age >= 19", "monthly_spend >= 0", "income > 0", "rating is null or rating <= 5"]
-
-
-def median(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), max(times)
 
 
 def main(argv=None):
@@ -38,9 +31,9 @@ def main(argv=None):
     path = importlib.resources.files("synthcore") / "data" / "customers.parquet"
     model = synthcore.GaussianCopula().fit(pd.read_parquet(path))
     rules = synthcore.Rules(RULES)
-    plain = median(lambda: model.sample(args.n, seed=1, backend="cpu", output="arrow"),
+    plain = timings(lambda: model.sample(args.n, seed=1, backend="cpu", output="arrow"),
                    args.repeat)
-    ruled = median(lambda: model.sample(args.n, seed=1, backend="cpu", output="arrow",
+    ruled = timings(lambda: model.sample(args.n, seed=1, backend="cpu", output="arrow",
                                         rules=rules), args.repeat)
     info = model.last_sample_info
     print(f"{args.n} rows, threads {synthcore.get_num_threads()}, rules {RULES}")

@@ -13,13 +13,16 @@ Medians of --repeat runs; ratios are baseline time / synthcore time.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+import os
 
 import numpy as np
 import pandas as pd
 
 import synthcore
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import timings  # noqa: E402
 
 RULES = ["a > 0.1", "b < 0.95", "a < b + 0.5", "d in (1, 2, 3, 5, 8)", "(a + c) * 2 - e <= 3.5"]
 NUMEXPR = ("(a > 0.1) & (b < 0.95) & (a < b + 0.5) & "
@@ -38,16 +41,6 @@ def numpy_eager(t):
         ((a + c) * 2 - e <= 3.5)
 
 
-def median_seconds(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), max(times)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000)
@@ -63,23 +56,23 @@ def main(argv=None):
         got = rules.evaluate(t, backend=backend).mask
         assert np.array_equal(got, want), backend
     results = {}
-    results["synthcore cpu evaluate"] = median_seconds(
+    results["synthcore cpu evaluate"] = timings(
         lambda: rules.evaluate(t, backend="cpu"), args.repeat)
-    results["synthcore numpy evaluate"] = median_seconds(
+    results["synthcore numpy evaluate"] = timings(
         lambda: rules.evaluate(t, backend="numpy"), max(1, args.repeat // 2))
-    results["synthcore cpu filter (pandas)"] = median_seconds(
+    results["synthcore cpu filter (pandas)"] = timings(
         lambda: rules.filter(df, backend="cpu"), args.repeat)
-    results["numpy eager"] = median_seconds(lambda: numpy_eager(t), args.repeat)
+    results["numpy eager"] = timings(lambda: numpy_eager(t), args.repeat)
     try:
         import numexpr
         assert np.array_equal(numexpr.evaluate(NUMEXPR, local_dict=t), want)
-        results["numexpr"] = median_seconds(lambda: numexpr.evaluate(NUMEXPR, local_dict=t),
+        results["numexpr"] = timings(lambda: numexpr.evaluate(NUMEXPR, local_dict=t),
                                             args.repeat)
         print(f"numexpr {numexpr.__version__}, {numexpr.get_num_threads()} threads")
     except ImportError:
         print("numexpr not installed: pip install numexpr (or synthcore[bench])")
     assert len(df.query(NUMEXPR)) == int(want.sum())
-    results["pandas DataFrame.query"] = median_seconds(lambda: df.query(NUMEXPR), args.repeat)
+    results["pandas DataFrame.query"] = timings(lambda: df.query(NUMEXPR), args.repeat)
     for name, (med, lo, hi) in results.items():
         print(f"  {name:32s} median {med * 1e3:9.1f} ms  (range {lo * 1e3:.1f} .. "
               f"{hi * 1e3:.1f})  {args.n / med / 1e6:8.1f} M rows/s")

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import synthcore
 from synthcore import GaussianCopula, ImpossibleConditionError
 
 

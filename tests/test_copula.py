@@ -251,7 +251,6 @@ def test_cuda_backend_without_gpu_is_a_clear_error(model):
 def test_stage_kernels_reproduce_the_fused_pass(model):
     from synthcore import copula_kernels as ck
     plan = model.plan()
-    key = synthcore.random.philox_key(5)
     n = 30_001
     for backend in ("numpy", "cpu"):
         z = ck.correlated_normals(plan.chol, n, seed=5, stream=2, row_offset=17, backend=backend)

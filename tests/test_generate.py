@@ -1,7 +1,6 @@
 """Rule-based table generation: distributions against exact CDFs / PMFs, null rates,
 chunk and backend invariance, foreign keys, spec loading, validation errors, the CLI."""
 import importlib.resources
-import json
 import os
 
 import numpy as np
@@ -11,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-import synthcore
 from synthcore import SpecError, generate, generate_tables, load_spec
 from synthcore.cli import main as cli_main
 

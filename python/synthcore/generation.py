@@ -22,7 +22,7 @@ import os
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 

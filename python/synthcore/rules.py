@@ -21,9 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _backend
-from ._rules_compile import (COL_B, COL_F64, COL_I32, COL_I64, INT_NULL, ColumnInfo, Node,
-                             Program, RuleError, RuleSyntaxError, RuleTypeError, compile_rules,
-                             parse)
+from ._rules_compile import (INT_NULL, ColumnInfo, Node, Program, RuleError, RuleSyntaxError,
+                             RuleTypeError, compile_rules, parse)
 from ._reference import rules as _ref
 
 __all__ = ["Rules", "RuleResult", "RuleReport", "RuleError", "RuleSyntaxError",

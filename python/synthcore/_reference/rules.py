@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._rules_compile import OP, OPS, OP_REGS, COL_I32, INT_NULL
+from .._rules_compile import OPS, OP_REGS, INT_NULL
 
 BLOCK = 1 << 16
 _NULL = np.int64(INT_NULL)

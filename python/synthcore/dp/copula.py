@@ -306,7 +306,7 @@ class DPGaussianCopula(GaussianCopula):
         first_entry = len(accountant.ledger)
 
         from .mechanisms import discrete_laplace
-        models, value_dims = [], []
+        models = []
         for s, rel in zip(specs, releases):
             counts = self._histogram(s)
             noisy = discrete_laplace(counts, epsilon=rel.epsilon, sensitivity=rel.sensitivity,
