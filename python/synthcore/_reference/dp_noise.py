@@ -168,7 +168,7 @@ def _guide(hi, lo, m: int):
 def _segment(multiplier, hi, lo):
     """A segment with the guide size that keeps the search shortest (few loads)."""
     best = None
-    for m in list(range(2, MAX_GUIDE_BITS + 1, 2)) + [-8, -10, -12]:
+    for m in list(range(2, MAX_GUIDE_BITS + 1, 2)) + [-8, -10, -12, -14]:
         guide, w = _guide(hi, lo, m)
         cost = w + 1e-5 * guide.size   # prefer small guides when the steps tie
         if best is None or cost < best[0]:
