@@ -11,6 +11,7 @@ void register_random(py::module_& m);
 void register_copula(py::module_& m);
 void register_secure_random(py::module_& m);
 void register_dp_noise(py::module_& m);
+void register_gan(py::module_& m);
 }
 
 namespace {
@@ -44,4 +45,5 @@ PYBIND11_MODULE(_core, m) {
   synthcore::bindings::register_copula(m);
   synthcore::bindings::register_secure_random(m);
   synthcore::bindings::register_dp_noise(m);
+  synthcore::bindings::register_gan(m);
 }
