@@ -2,13 +2,8 @@
 // blocks; a block's activations stay in a per-thread buffer (block x S floats)
 // and only the decoded columns leave it.
 //
-// GEMM: a register-tiled kernel (4 rows x 32 columns of accumulators, k in
-// order), compiled per ISA level (dispatch.hpp). Every output element is one
-// multiply-add chain over k in the same order whatever the block size or the
-// rows' position in a tile, so eval-mode rows do not depend on chunking or
-// threads. This file is compiled with FMA contraction (CMakeLists.txt): the
-// GEMM cannot match NumPy's BLAS bit for bit anyway, so results agree with the
-// NumPy backend to float32 rounding (docs/gan.md), not bit for bit.
+// The GEMM is gan_gemm.cpp's; everything else here (normals, Gumbel noise with
+// the shared log, BatchNorm, decode) rounds as the NumPy reference does.
 #include "synthcore/gan.hpp"
 
 #include <algorithm>
@@ -17,67 +12,17 @@
 #include <vector>
 
 #include "synthcore/dispatch.hpp"
+#include "synthcore/math/log.hpp"
 #include "synthcore/parallel.hpp"
 #include "synthcore/random.hpp"
-
-// The 64-byte vector type is only used inside always-inline helpers of the ISA clones.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace synthcore {
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
-
-SC_ALWAYS_INLINE v16 load16(const float* p) { return *reinterpret_cast<const v16u*>(p); }
-SC_ALWAYS_INLINE void store16(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
-
-// y[r, 0:ld) = sum_k x[r, k] wt[k, 0:ld) + b for m rows; ld % 32 == 0.
-SC_CLONES void gemm_rows(const float* x, size_t ldx, size_t m, size_t k, const float* wt,
-                         const float* b, size_t ld, float* y) {
-  for (size_t j = 0; j < ld; j += kGanPanel) {
-    const v16 b0 = load16(b + j), b1 = load16(b + j + 16);
-    size_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      const float* x0 = x + r * ldx;
-      const float* x1 = x0 + ldx;
-      const float* x2 = x1 + ldx;
-      const float* x3 = x2 + ldx;
-      v16 a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
-      const float* w = wt + j;
-      for (size_t kk = 0; kk < k; ++kk, w += ld) {
-        const v16 w0 = load16(w), w1 = load16(w + 16);
-        const float s0 = x0[kk], s1 = x1[kk], s2 = x2[kk], s3 = x3[kk];
-        a00 += s0 * w0; a01 += s0 * w1;
-        a10 += s1 * w0; a11 += s1 * w1;
-        a20 += s2 * w0; a21 += s2 * w1;
-        a30 += s3 * w0; a31 += s3 * w1;
-      }
-      float* yr = y + r * ld + j;
-      store16(yr, a00 + b0); store16(yr + 16, a01 + b1);
-      store16(yr + ld, a10 + b0); store16(yr + ld + 16, a11 + b1);
-      store16(yr + 2 * ld, a20 + b0); store16(yr + 2 * ld + 16, a21 + b1);
-      store16(yr + 3 * ld, a30 + b0); store16(yr + 3 * ld + 16, a31 + b1);
-    }
-    for (; r < m; ++r) {  // the same chain per element as in the 4-row tile
-      const float* x0 = x + r * ldx;
-      v16 a00 = {}, a01 = {};
-      const float* w = wt + j;
-      for (size_t kk = 0; kk < k; ++kk, w += ld) {
-        const float s0 = x0[kk];
-        a00 += s0 * load16(w);
-        a01 += s0 * load16(w + 16);
-      }
-      store16(y + r * ld + j, a00 + b0);
-      store16(y + r * ld + j + 16, a01 + b1);
-    }
-  }
-}
-
 struct Scratch {
   std::vector<float> buf, y, z, noise;
   std::vector<uint32_t> words;
-  std::vector<double> u;
+  std::vector<double> u, gumbel;
   std::vector<int32_t> cond;
 };
 
@@ -124,13 +69,19 @@ SC_CLONES void hidden_epilogue(const GanLayer& L, const float* y, size_t m, cons
   }
 }
 
-// Argmax of y[at + i] + g(words[at + i]) over a span (the first maximum wins).
-inline int span_argmax_gumbel(const float* y, const uint32_t* words, int at, int width) {
+// Gumbel noise g = -log(-log(u)) for a block's words, with the shared fdlibm log
+// (bit-identical to the NumPy and CUDA backends), in a loop the compiler vectorises.
+SC_CLONES void gumbel_fill(const uint32_t* words, size_t m, double* g) {
+  for (size_t i = 0; i < m; ++i)
+    g[i] = -math::log_positive_normal(-math::log_positive_normal(gan_u01_open(words[i])));
+}
+
+// Argmax of y[at + i] + g[at + i] over a span (the first maximum wins).
+inline int span_argmax_gumbel(const float* y, const double* g, int at, int width) {
   int best = 0;
   double best_v = -INFINITY;
   for (int i = 0; i < width; ++i) {
-    const double g = -std::log(-std::log(gan_u01_open(words[at + i])));
-    const double v = static_cast<double>(y[at + i]) + g;
+    const double v = static_cast<double>(y[at + i]) + g[at + i];
     if (v > best_v) { best_v = v; best = i; }
   }
   return best;
@@ -144,11 +95,11 @@ inline int span_argmax(const float* y, int at, int width) {
 }
 
 void decode_rows(const GanPlan& P, const float* y, size_t ld, size_t m, size_t first,
-                 const uint32_t* words, const float* noise) {
+                 const double* gumbel, const float* noise) {
   const size_t D = static_cast<size_t>(P.D);
   for (size_t r = 0; r < m; ++r) {
     const float* yr = y + r * ld;
-    const uint32_t* wr = words ? words + r * D : nullptr;
+    const double* wr = gumbel ? gumbel + r * D : nullptr;
     const size_t row = first + r;
     for (const GanColumn& c : P.columns) {
       if (c.kind == kGanDiscrete) {
@@ -197,13 +148,13 @@ void run_block(const GanPlan& P, rng::PhiloxKey key, uint64_t row0, size_t first
     cond = s.cond.data();
   }
   for (const GanLayer& L : P.hidden) {
-    gemm_rows(s.buf.data() + L.in_off, S, m, static_cast<size_t>(L.in_w), L.wt, L.b,
+    gan_gemm(s.buf.data() + L.in_off, S, m, static_cast<size_t>(L.in_w), L.wt, L.b,
               static_cast<size_t>(L.ld), s.y.data());
     hidden_epilogue(L, s.y.data(), m, cond, compat, s.buf.data(), S, stat);
   }
   const GanLayer& F = P.final_layer;
   const size_t ld = static_cast<size_t>(F.ld);
-  gemm_rows(s.buf.data() + F.in_off, S, m, static_cast<size_t>(F.in_w), F.wt, F.b, ld, s.y.data());
+  gan_gemm(s.buf.data() + F.in_off, S, m, static_cast<size_t>(F.in_w), F.wt, F.b, ld, s.y.data());
   if (cond && F.wc)
     for (size_t r = 0; r < m; ++r) {
       if (cond[r] < 0) continue;
@@ -211,7 +162,7 @@ void run_block(const GanPlan& P, rng::PhiloxKey key, uint64_t row0, size_t first
       float* yr = s.y.data() + r * ld;
       for (size_t j = 0; j < D; ++j) yr[j] = yr[j] + c[j];
     }
-  const uint32_t* words = nullptr;
+  const double* gumbel = nullptr;
   const float* noise = nullptr;
   if (P.tvae) {
     s.noise.resize(m * D);
@@ -221,17 +172,14 @@ void run_block(const GanPlan& P, rng::PhiloxKey key, uint64_t row0, size_t first
   } else {
     s.words.resize(m * D);
     random_raw(RandomStream{key, kGanStreamGumbel}, row0 * D, s.words.data(), m * D, 1);
-    words = s.words.data();
+    s.gumbel.resize(m * D);
+    gumbel_fill(s.words.data(), m * D, s.gumbel.data());
+    gumbel = s.gumbel.data();
   }
-  decode_rows(P, s.y.data(), ld, m, first, words, noise);
+  decode_rows(P, s.y.data(), ld, m, first, gumbel, noise);
 }
 
 }  // namespace
-
-void gan_gemm(const float* x, size_t ldx, size_t m, size_t k, const float* wt, const float* b,
-              size_t ld, float* y) {
-  gemm_rows(x, ldx, m, k, wt, b, ld, y);
-}
 
 void gan_sample(const GanPlan& P, rng::PhiloxKey key, uint64_t row_begin, size_t n,
                 size_t block_rows, bool compat, int cond_fixed, int num_threads) {

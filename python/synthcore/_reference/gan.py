@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import random as _rand
+from .ndtri import log_positive_normal as _log
 
 # Philox streams, one per purpose ("gan" + purpose number).
 STREAM_Z = 0x67616E00
@@ -43,9 +44,10 @@ def draw_cond(key, row_begin, n, cond_cum):
 
 
 def gumbel_from_words(words):
-    """g = -log(-log(u)), u = ((w >> 8) + 1/2) 2^-24 in (0, 1), in float64."""
+    """g = -log(-log(u)), u = ((w >> 8) + 1/2) 2^-24 in (0, 1), in float64 with the
+    shared fdlibm log (math/log.hpp): bit-identical on every backend."""
     u = ((words >> np.uint32(8)).astype(np.float64) + 0.5) * 2.0**-24
-    return -np.log(-np.log(u))
+    return -_log(-_log(u))
 
 
 def draw_gumbel(key, row_begin, n, D):
