@@ -74,5 +74,88 @@ def cpu_sample_block(model, key, row_begin, n, mode, cond_fixed, block_rows=None
     return outs
 
 
-def cuda_sample_block(model, key, row_begin, n, mode, cond_fixed):
-    raise NotImplementedError("the CUDA GAN kernel is not wired yet")
+def _device_plan(model, mode):
+    """The native plan's arrays on the current GPU (cached per device and mode)."""
+    import cupy
+    cache = model.__dict__.setdefault("_device_plans", {})
+    k = (cupy.cuda.Device().id, mode)
+    if k not in cache:
+        p = native_plan(model, mode)
+        plan = p["plan"]
+        dev = lambda a: None if a is None else cupy.asarray(a)  # noqa: E731
+        layers = [tuple(dev(v) if isinstance(v, np.ndarray) else v for v in layer)
+                  for layer in p["layers"]]
+        final = tuple(dev(v) if isinstance(v, np.ndarray) else v for v in p["final"])
+        cache[k] = {"layers": layers, "final": final,
+                    "columns": cupy.asarray(np.array(p["columns"], np.int32).reshape(-1, 4)),
+                    "cond_cum": cupy.asarray(plan["cond_cum"]), "means": cupy.asarray(plan["means"]),
+                    "stds": cupy.asarray(plan["stds"]),
+                    "sigma": dev(plan["sigma"]), "plan": plan}
+    return cache[k]
+
+
+def _ptr(a):
+    return 0 if a is None else a.data.ptr
+
+
+def _sgemm(x_ptr, ldx, rows, k, wt, y, precision):
+    """y (rows x ld, row-major) = x (rows x k, row stride ldx) @ wt (k x ld): cuBLAS
+    in column-major terms, y^T = wt^T x^T, reading the activation buffer in place."""
+    import cupy
+    from cupy_backends.cuda.libs import cublas
+    handle = cupy.cuda.device.get_cublas_handle()
+    ld = wt.shape[1]
+    one = np.array(1.0, np.float32)
+    zero = np.array(0.0, np.float32)
+    mode = cublas.CUBLAS_TF32_TENSOR_OP_MATH if precision == "tf32" else \
+        cublas.CUBLAS_DEFAULT_MATH
+    cublas.setMathMode(handle, mode)
+    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+    cublas.sgemm(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, ld, rows, k, one.ctypes.data,
+                 wt.data.ptr, ld, x_ptr, ldx, zero.ctypes.data, y.data.ptr, ld)
+
+
+def cuda_sample_block(model, key, row_begin, n, mode, cond_fixed, precision="fp32"):
+    """Rows [row_begin, row_begin + n) on the GPU: CuPy arrays, one per column.
+
+    GEMMs in cuBLAS (fp32, or TF32 tensor cores with precision="tf32"), the
+    rest in synthcore's kernels (cuda/gan.cu), all on CuPy's current stream.
+    """
+    import cupy
+    cu = _backend.cuda_module()
+    d = _device_plan(model, mode)
+    plan = d["plan"]
+    E, C, D, S = plan["E"], plan["C"], plan["D"], plan["S"]
+    stream = cupy.cuda.get_current_stream().ptr
+    outs = _outputs(plan, n, cupy)
+    if n == 0:
+        return outs
+    buf = cupy.empty((n, S), dtype=cupy.float32)
+    cond = cupy.empty(max(n, 1) if C else 1, dtype=cupy.int32)
+    cu.gan_prologue(buf.data.ptr, S, E, n, key.k0, key.k1, row_begin, _ptr(d["cond_cum"]), C,
+                    int(cond_fixed), cond.data.ptr, stream)
+    ld_max = max(layer[4].shape[1] for layer in d["layers"] + [d["final"]])
+    y = cupy.empty((n, ld_max), dtype=cupy.float32)
+    B = model.batch_size
+    scratch = None
+    for layer in d["layers"]:
+        in_off, in_w, out_off, out_w, wt, b, wc, bn, gamma, beta, eps = layer
+        ld = wt.shape[1]
+        yv = y.ravel()[:n * ld].reshape(n, ld)
+        _sgemm(buf.data.ptr + 4 * in_off, S, n, in_w, wt, yv, precision)
+        batch_rows = B if (mode == "compat" and bn) else 0
+        if batch_rows and scratch is None:
+            scratch = cupy.empty(2 * (n // B) * out_w, dtype=cupy.float64)
+        cu.gan_hidden_epilogue(yv.data.ptr, ld, b.data.ptr, _ptr(wc), cond.data.ptr, n, out_w,
+                               buf.data.ptr, S, out_off, batch_rows, _ptr(gamma), _ptr(beta),
+                               float(eps), _ptr(scratch), stream)
+    in_off, in_w, _, _, wt, b, wc = d["final"][:7]
+    ld = wt.shape[1]
+    yv = y.ravel()[:n * ld].reshape(n, ld)
+    _sgemm(buf.data.ptr + 4 * in_off, S, n, in_w, wt, yv, precision)
+    ptrs = cupy.asarray(np.array([o.data.ptr for o in outs], dtype=np.uint64))
+    cu.gan_decode(yv.data.ptr, ld, b.data.ptr, _ptr(wc), cond.data.ptr, n, D,
+                  d["columns"].data.ptr, len(outs), ptrs.data.ptr, d["means"].data.ptr,
+                  d["stds"].data.ptr, _ptr(d["sigma"]), plan["tvae"], key.k0, key.k1,
+                  row_begin, stream)
+    return outs

@@ -381,7 +381,8 @@ class GanModel:
 
     def sample(self, n: int, seed: Seed = None, *, mode: str = "eval", conditions=None,
                exact: bool = True, ctgan_condition_bug: bool = False, row_offset: int = 0,
-               backend: Optional[str] = None, chunk_size: Optional[int] = None):
+               backend: Optional[str] = None, chunk_size: Optional[int] = None,
+               gpu_precision: str = "fp32"):
         """Exactly ``n`` rows as a pandas DataFrame with the training table's dtypes.
 
         conditions: ``{column: value}`` on discrete columns. The first condition
@@ -392,8 +393,13 @@ class GanModel:
         ``exact=False`` the condition only steers the generator, as in ctgan.
         row_offset: the first row index (rows depend only on (seed, row));
         in compat mode it must be a multiple of batch_size.
+        gpu_precision: "fp32" (default) or "tf32" (cuBLAS on tensor cores, inputs
+        rounded to 10-bit mantissas; docs/gan.md) for backend="cuda".
         """
         _check_mode(mode)
+        if gpu_precision not in ("fp32", "tf32"):
+            raise ValueError(f"gpu_precision must be 'fp32' or 'tf32', got {gpu_precision!r}")
+        self._gpu_precision = gpu_precision
         n = _check_count(n, "n")
         row_offset = _check_count(row_offset, "row_offset")
         B = self.batch_size
@@ -686,7 +692,9 @@ def _run_block(m: GanModel, name, key, row_begin, n, mode, cond_fixed):
         from ._gan_native import cpu_sample_block
         return cpu_sample_block(m, key, row_begin, n, mode, cond_fixed)
     from ._gan_native import cuda_sample_block
-    return cuda_sample_block(m, key, row_begin, n, mode, cond_fixed)
+    precision = getattr(m, "_gpu_precision", "fp32")
+    return [c.get() for c in cuda_sample_block(m, key, row_begin, n, mode, cond_fixed,
+                                                precision)]
 
 
 def _sdv_reverse(specs, frame, key, row_offset):

@@ -61,7 +61,20 @@ def draw_alpha_noise(key, row_begin, n, D):
                         1.0).reshape(n, D)
 
 
-def forward(plan, z, cond_idx, mode):
+# Eval-mode GEMMs run on row blocks of this size aligned to absolute row
+# indices: BLAS results for a row can depend on the matrix's row count, so a
+# fixed block shape is what makes the NumPy backend's rows chunk-invariant.
+EVAL_BLOCK = 64
+
+
+def _matmul(x, wt, block):
+    if block is None:
+        return x @ wt
+    n = x.shape[0]
+    return (x.reshape(n // block, block, x.shape[1]) @ wt).reshape(n, wt.shape[1])
+
+
+def forward(plan, z, cond_idx, mode, block=None):
     """Pre-activation output (n x D, float32) of the generator for z (n x E).
 
     cond_idx: int array (n,), -1 for no condition, or None. mode "eval" uses the
@@ -81,7 +94,7 @@ def forward(plan, z, cond_idx, mode):
         x = buf[:, layer["in_off"]:layer["in_off"] + layer["in_w"]]
         wt, b, wc = (layer["wt"], layer["b"], layer["wc"]) if mode == "eval" or not \
             layer["bn"] else (layer["wt_raw"], layer["b_raw"], layer["wc_raw"])
-        h = x @ wt + b
+        h = _matmul(x, wt, block) + b
         if has_cond:
             h += np.where(use[:, None], wc[safe], np.float32(0))
         if mode == "compat" and layer["bn"] and n:
@@ -94,7 +107,7 @@ def forward(plan, z, cond_idx, mode):
             np.maximum(h, np.float32(0), out=h)
         buf[:, layer["out_off"]:layer["out_off"] + layer["out_w"]] = h
     fin = plan["final"]
-    out = buf[:, fin["in_off"]:fin["in_off"] + fin["in_w"]] @ fin["wt"] + fin["b"]
+    out = _matmul(buf[:, fin["in_off"]:fin["in_off"] + fin["in_w"]], fin["wt"], block) + fin["b"]
     if has_cond:
         out += np.where(use[:, None], fin["wc"][safe], np.float32(0))
     return out
@@ -139,6 +152,15 @@ def sample_block(plan, key, row_begin, n, mode, cond_fixed):
     >= 0 uses that condition index for every row. In compat mode the rows are
     one BatchNorm batch (the caller passes batch-aligned blocks).
     """
+    if mode == "eval" and n:
+        first = row_begin - row_begin % EVAL_BLOCK
+        last = -(-(row_begin + n) // EVAL_BLOCK) * EVAL_BLOCK
+        cols = _sample_rows(plan, key, first, last - first, mode, cond_fixed, EVAL_BLOCK)
+        return [c[row_begin - first:row_begin - first + n] for c in cols]
+    return _sample_rows(plan, key, row_begin, n, mode, cond_fixed, None)
+
+
+def _sample_rows(plan, key, row_begin, n, mode, cond_fixed, block):
     E, D = plan["E"], plan["D"]
     z = draw_z(key, row_begin, n, E)
     cond = None
@@ -147,7 +169,7 @@ def sample_block(plan, key, row_begin, n, mode, cond_fixed):
             cond = np.full(n, cond_fixed, dtype=np.int32)
         else:
             cond = draw_cond(key, row_begin, n, plan["cond_cum"])
-    out = forward(plan, z, cond, mode)
+    out = forward(plan, z, cond, mode, block)
     if plan["tvae"]:
         return decode(plan, out, None, draw_alpha_noise(key, row_begin, n, D))
     return decode(plan, out, draw_gumbel(key, row_begin, n, D), None)
