@@ -389,7 +389,7 @@ def test_cpu_eval_identical_under_chunking_threads_and_blocks(ours):
     pd.testing.assert_frame_equal(full, one)
     key = synthcore.random.philox_key(14)
     base = _gan_native.cpu_sample_block(ours, key, 100, 900, "eval", -1, block_rows=64)
-    for rows in (1, 7, 500):
+    for rows in (1, 7, 64, 500):
         other = _gan_native.cpu_sample_block(ours, key, 100, 900, "eval", -1, block_rows=rows)
         for u, v in zip(base, other):
             np.testing.assert_array_equal(u, v)
@@ -405,7 +405,8 @@ def test_cpu_gemm_matches_numpy():
         wt = rng.standard_normal((k, n)).astype(np.float32)
         b = rng.standard_normal(n).astype(np.float32)
         y = np.empty((m, n), np.float32)
-        core.gan_gemm(x, wt, b, y)
+        from synthcore._gan_native import pack_panels
+        core.gan_gemm(x, pack_panels(wt).reshape(k, n), b, y)
         expected = x.astype(np.float64) @ wt + b
         assert np.abs(y - expected).max() <= 1e-5 * np.abs(x).sum(1).max() * np.abs(wt).max()
 

@@ -12,7 +12,13 @@ from . import _backend
 from ._reference import gan as _ref
 
 PANEL = 32
-EVAL_BLOCK_ROWS = 64
+EVAL_BLOCK_ROWS = 96  # a multiple of the CPU GEMM's 6-row tile
+
+
+def pack_panels(wt):
+    """(k, ld) -> the CPU GEMM's layout: panels of 32 columns, each k rows of 32."""
+    k, ld = wt.shape
+    return np.ascontiguousarray(wt.reshape(k, ld // PANEL, PANEL).transpose(1, 0, 2))
 
 
 def _pad(a, ld):
@@ -26,31 +32,34 @@ def _pad(a, ld):
     return out
 
 
-def _layer(entry, C, compat):
+def _layer(entry, C, compat, packed):
     raw = compat and entry.get("bn", False)
     wt, b, wc = (entry["wt_raw"], entry["b_raw"], entry["wc_raw"]) if raw else \
         (entry["wt"], entry["b"], entry["wc"])
     out_w = wt.shape[1]
     ld = -(-out_w // PANEL) * PANEL
-    return (entry["in_off"], entry["in_w"], entry.get("out_off", 0), out_w, _pad(wt, ld),
+    wt = _pad(wt, ld)
+    return (entry["in_off"], entry["in_w"], entry.get("out_off", 0), out_w,
+            pack_panels(wt) if packed else wt,
             _pad(b, ld), _pad(wc, ld) if C else None, bool(raw),
             entry["gamma"] if raw else None, entry["beta"] if raw else None,
             float(entry.get("eps", 0.0)))
 
 
-def native_plan(model, mode):
+def native_plan(model, mode, packed=True):
+    """packed: weights in the CPU GEMM's panel layout; False: row-major (cuBLAS)."""
     cache = model.__dict__.setdefault("_native_plans", {})
-    if mode not in cache:
+    if (mode, packed) not in cache:
         plan = model.plan()
         compat = mode == "compat"
         C = plan["C"]
-        cache[mode] = {
-            "layers": [_layer(e, C, compat) for e in plan["layers"]],
-            "final": _layer(plan["final"], C, False),
+        cache[(mode, packed)] = {
+            "layers": [_layer(e, C, compat, packed) for e in plan["layers"]],
+            "final": _layer(plan["final"], C, False, packed),
             "columns": [(c["decode"], c["at"], c["width"], c["mode_off"]) for c in plan["columns"]],
             "plan": plan,
         }
-    return cache[mode]
+    return cache[(mode, packed)]
 
 
 def _outputs(plan, n, xp=np):
@@ -80,7 +89,7 @@ def _device_plan(model, mode):
     cache = model.__dict__.setdefault("_device_plans", {})
     k = (cupy.cuda.Device().id, mode)
     if k not in cache:
-        p = native_plan(model, mode)
+        p = native_plan(model, mode, packed=False)
         plan = p["plan"]
         dev = lambda a: None if a is None else cupy.asarray(a)  # noqa: E731
         layers = [tuple(dev(v) if isinstance(v, np.ndarray) else v for v in layer)

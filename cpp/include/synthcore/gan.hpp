@@ -34,7 +34,8 @@ struct GanLayer {
   int in_off, in_w;     // input: buffer columns [in_off, in_off + in_w)
   int out_off, out_w;   // output: buffer columns [out_off, out_off + out_w) (hidden layers)
   int ld;               // row stride of wt and wc: out_w rounded up to kGanPanel
-  const float* wt;      // in_w x ld, row-major (transposed Linear weight, zero padded)
+  const float* wt;      // in_w x ld transposed Linear weight, zero padded, packed in panels
+                        // of 32 columns (panel p: in_w rows of 32 floats)
   const float* b;       // ld
   const float* wc;      // C x ld: weight rows of the condition one-hot (nullptr: none)
   bool batch_norm;      // compat mode: normalise by the block's batch statistics
@@ -73,7 +74,8 @@ constexpr int kGanPanel = 32;  // GEMM output columns per register tile
 void gan_sample(const GanPlan& plan, rng::PhiloxKey key, uint64_t row_begin, size_t n,
                 size_t block_rows, bool compat, int cond_fixed, int num_threads);
 
-// y (m x ld) = x (m rows of stride ldx, k columns) * wt (k x ld) + b: the GEMM
+// y (m x ld) = x (m rows of stride ldx, k columns) * wt (k x ld, packed as in GanLayer) + b:
+// the GEMM
 // the kernel uses, exposed for tests and the benchmark of kernel vs BLAS.
 void gan_gemm(const float* x, size_t ldx, size_t m, size_t k, const float* wt, const float* b,
               size_t ld, float* y);
