@@ -16,7 +16,10 @@ round runs every candidate once, so load from other processes hits them alike):
 - synthcore ``backend="cpu"`` in ``mode="eval"`` (folded BatchNorm) and
   ``mode="compat"`` (batch statistics, ctgan's distribution), all threads,
   pandas output with ctgan's dtypes; and ``backend="numpy"`` (the reference).
-- TVAE likewise, once, for information.
+- the same three (without the NumPy reference) with one thread each
+  (``torch.set_num_threads(1)``, ``synthcore.set_num_threads(1)``): the
+  comparison least disturbed by other processes on a shared machine;
+- TVAE likewise, for information.
 
 Also the GEMM choice on CPU: synthcore's kernel (``_core.gan_gemm``, one
 thread, 96-row blocks as the sampler runs it) against NumPy's BLAS sgemm
@@ -128,6 +131,18 @@ def main():
         "synthcore numpy eval": lambda: ours.sample(n, seed=1, backend="numpy"),
     }
     res = round_robin(fns, args.repeat)
+    # One thread each: much less sensitive to other processes on a shared machine
+    # (torch's and OpenBLAS's spinning worker threads degrade badly when oversubscribed).
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    synthcore.set_num_threads(1)
+    try:
+        one = round_robin({"ctgan.CTGAN.sample": fns["ctgan.CTGAN.sample"],
+                           "synthcore cpu eval": fns["synthcore cpu eval"],
+                           "synthcore cpu compat": fns["synthcore cpu compat"]}, args.repeat)
+    finally:
+        torch.set_num_threads(torch_threads)
+        synthcore.set_num_threads(None)
     base = res["ctgan.CTGAN.sample"][0]
     print(f"\nCTGAN, {n} rows, median (min-max) of {args.repeat}:")
     missed = []
@@ -137,6 +152,10 @@ def main():
               f"{ratio:6.2f}x ctgan")
         if k.startswith("synthcore cpu") and ratio < GOAL:
             missed.append(f"{k}: {ratio:.2f}x < {GOAL}x")
+    print(f"\nCTGAN, {n} rows, ONE thread each (torch and synthcore), median (min-max):")
+    for k, (med, lo, hi) in one.items():
+        print(f"  {k:<24} {med:8.3f} s ({lo:.3f}-{hi:.3f})  {n / med / 1e3:9.0f}k rows/s  "
+              f"{one['ctgan.CTGAN.sample'][0] / med:6.2f}x ctgan")
     tv = round_robin({"ctgan.TVAE.sample": ctgan_sample(tvae),
                       "synthcore cpu (TVAE)": lambda: ours_tvae.sample(n, seed=1,
                                                                         backend="cpu")},

@@ -64,7 +64,7 @@ def draw_alpha_noise(key, row_begin, n, D):
 # Eval-mode GEMMs run on row blocks of this size aligned to absolute row
 # indices: BLAS results for a row can depend on the matrix's row count, so a
 # fixed block shape is what makes the NumPy backend's rows chunk-invariant.
-EVAL_BLOCK = 64
+EVAL_BLOCK = 1024
 
 
 def _matmul(x, wt, block):
