@@ -37,7 +37,7 @@ GanLayer parse_layer(const py::tuple& t, int C, int S, bool hidden, const std::s
   L.in_w = t[1].cast<int>();
   L.out_off = t[2].cast<int>();
   L.out_w = t[3].cast<int>();
-  L.ld = (L.out_w + kGanPanel - 1) / kGanPanel * kGanPanel;
+  L.ld = (L.out_w + 15) / 16 * 16;
   if (L.in_off < 0 || L.in_w < 1 || L.in_off + L.in_w > S || L.out_w < 1 ||
       (hidden && (L.out_off < 0 || L.out_off + L.out_w > S)))
     throw std::invalid_argument(what + ": layer ranges outside the buffer");
@@ -109,10 +109,10 @@ void register_gan(py::module_& m) {
   m.def("gan_gemm",
         [](Array<float> x, Array<float> wt, Array<float> b, Array<float> y) {
           if (x.ndim() != 2 || wt.ndim() != 2 || y.ndim() != 2 || wt.shape(0) != x.shape(1) ||
-              wt.shape(1) % kGanPanel || b.size() != wt.shape(1) || y.shape(0) != x.shape(0) ||
+              wt.shape(1) % 16 || b.size() != wt.shape(1) || y.shape(0) != x.shape(0) ||
               y.shape(1) != wt.shape(1) || !y.writeable())
             throw std::invalid_argument("gan_gemm: x (m, k), wt (k, ld), b (ld), y (m, ld), "
-                                        "ld a multiple of 32");
+                                        "ld a multiple of 16");
           const float *xp = x.data(), *wp = wt.data(), *bp = b.data();
           float* yp = y.mutable_data();
           const size_t m = x.shape(0), k = x.shape(1), ld = wt.shape(1);

@@ -16,9 +16,14 @@ EVAL_BLOCK_ROWS = 96  # a multiple of the CPU GEMM's 6-row tile
 
 
 def pack_panels(wt):
-    """(k, ld) -> the CPU GEMM's layout: panels of 32 columns, each k rows of 32."""
+    """(k, ld) -> the CPU GEMM's layout: panels of 32 columns, each k rows of 32, and a
+    last panel of 16 when ld % 32 == 16 (flat, k * ld floats)."""
     k, ld = wt.shape
-    return np.ascontiguousarray(wt.reshape(k, ld // PANEL, PANEL).transpose(1, 0, 2))
+    main = ld // PANEL * PANEL
+    parts = [wt[:, :main].reshape(k, main // PANEL, PANEL).transpose(1, 0, 2).reshape(-1)]
+    if ld > main:
+        parts.append(wt[:, main:].reshape(-1))
+    return np.ascontiguousarray(np.concatenate(parts)).reshape(k, ld)
 
 
 def _pad(a, ld):
@@ -37,7 +42,7 @@ def _layer(entry, C, compat, packed):
     wt, b, wc = (entry["wt_raw"], entry["b_raw"], entry["wc_raw"]) if raw else \
         (entry["wt"], entry["b"], entry["wc"])
     out_w = wt.shape[1]
-    ld = -(-out_w // PANEL) * PANEL
+    ld = -(-out_w // 16) * 16
     wt = _pad(wt, ld)
     return (entry["in_off"], entry["in_w"], entry.get("out_off", 0), out_w,
             pack_panels(wt) if packed else wt,

@@ -33,9 +33,10 @@ SC_HD double gan_u01_open(uint32_t w) {
 struct GanLayer {
   int in_off, in_w;     // input: buffer columns [in_off, in_off + in_w)
   int out_off, out_w;   // output: buffer columns [out_off, out_off + out_w) (hidden layers)
-  int ld;               // row stride of wt and wc: out_w rounded up to kGanPanel
+  int ld;               // row stride of wt and wc: out_w rounded up to a multiple of 16
   const float* wt;      // in_w x ld transposed Linear weight, zero padded, packed in panels
-                        // of 32 columns (panel p: in_w rows of 32 floats)
+                        // of 32 columns (panel p: in_w rows of 32 floats), the last one
+                        // 16 wide when ld % 32 == 16
   const float* b;       // ld
   const float* wc;      // C x ld: weight rows of the condition one-hot (nullptr: none)
   bool batch_norm;      // compat mode: normalise by the block's batch statistics
