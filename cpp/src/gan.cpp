@@ -19,6 +19,16 @@
 namespace synthcore {
 namespace {
 
+// The GEMM on sub-blocks of rows whose activations stay in L1/L2 while every
+// weight panel streams past them (compat blocks are a whole BatchNorm batch).
+// Each element's value does not depend on the split.
+constexpr size_t kGemmRows = 96;
+void gemm_blocked(const float* x, size_t ldx, size_t m, size_t k, const float* wt,
+                  const float* b, size_t ld, float* y) {
+  for (size_t r = 0; r < m; r += kGemmRows)
+    gan_gemm(x + r * ldx, ldx, std::min(kGemmRows, m - r), k, wt, b, ld, y + r * ld);
+}
+
 struct Scratch {
   std::vector<float> buf, y, z, noise;
   std::vector<uint32_t> words;
@@ -148,13 +158,13 @@ void run_block(const GanPlan& P, rng::PhiloxKey key, uint64_t row0, size_t first
     cond = s.cond.data();
   }
   for (const GanLayer& L : P.hidden) {
-    gan_gemm(s.buf.data() + L.in_off, S, m, static_cast<size_t>(L.in_w), L.wt, L.b,
+    gemm_blocked(s.buf.data() + L.in_off, S, m, static_cast<size_t>(L.in_w), L.wt, L.b,
               static_cast<size_t>(L.ld), s.y.data());
     hidden_epilogue(L, s.y.data(), m, cond, compat, s.buf.data(), S, stat);
   }
   const GanLayer& F = P.final_layer;
   const size_t ld = static_cast<size_t>(F.ld);
-  gan_gemm(s.buf.data() + F.in_off, S, m, static_cast<size_t>(F.in_w), F.wt, F.b, ld, s.y.data());
+  gemm_blocked(s.buf.data() + F.in_off, S, m, static_cast<size_t>(F.in_w), F.wt, F.b, ld, s.y.data());
   if (cond && F.wc)
     for (size_t r = 0; r < m; ++r) {
       if (cond[r] < 0) continue;
