@@ -121,12 +121,22 @@ def _sgemm(x_ptr, ldx, rows, k, wt, y, precision):
     ld = wt.shape[1]
     one = np.array(1.0, np.float32)
     zero = np.array(0.0, np.float32)
-    mode = cublas.CUBLAS_TF32_TENSOR_OP_MATH if precision == "tf32" else \
-        cublas.CUBLAS_DEFAULT_MATH
+    # cuBLAS enum values (cublas_api.h), in case this CuPy does not export the names.
+    op_n = getattr(cublas, "CUBLAS_OP_N", 0)
+    host = getattr(cublas, "CUBLAS_POINTER_MODE_HOST", 0)
+    mode = getattr(cublas, "CUBLAS_TF32_TENSOR_OP_MATH", 3) if precision == "tf32" else \
+        getattr(cublas, "CUBLAS_DEFAULT_MATH", 0)
+    # CuPy shares this handle: restore its modes afterwards.
+    old_math, old_pointer = cublas.getMathMode(handle), cublas.getPointerMode(handle)
     cublas.setMathMode(handle, mode)
-    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
-    cublas.sgemm(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, ld, rows, k, one.ctypes.data,
-                 wt.data.ptr, ld, x_ptr, ldx, zero.ctypes.data, y.data.ptr, ld)
+    cublas.setPointerMode(handle, host)
+    try:
+        cublas.sgemm(handle, op_n, op_n, ld, rows, k,
+                     one.ctypes.data, wt.data.ptr, ld, x_ptr, ldx, zero.ctypes.data,
+                     y.data.ptr, ld)
+    finally:
+        cublas.setMathMode(handle, old_math)
+        cublas.setPointerMode(handle, old_pointer)
 
 
 def cuda_sample_block(model, key, row_begin, n, mode, cond_fixed, precision="fp32"):
@@ -159,7 +169,8 @@ def cuda_sample_block(model, key, row_begin, n, mode, cond_fixed, precision="fp3
         _sgemm(buf.data.ptr + 4 * in_off, S, n, in_w, wt, yv, precision)
         batch_rows = B if (mode == "compat" and bn) else 0
         if batch_rows and scratch is None:
-            scratch = cupy.empty(2 * (n // B) * out_w, dtype=cupy.float64)
+            widest = max(layer_[3] for layer_ in d["layers"])
+            scratch = cupy.empty(2 * (n // B) * widest, dtype=cupy.float64)
         cu.gan_hidden_epilogue(yv.data.ptr, ld, b.data.ptr, _ptr(wc), cond.data.ptr, n, out_w,
                                buf.data.ptr, S, out_off, batch_rows, _ptr(gamma), _ptr(beta),
                                float(eps), _ptr(scratch), stream)

@@ -45,7 +45,7 @@ FORMAT = "synthcore-gan"
 FORMAT_VERSION = 1
 MODES = ("eval", "compat")
 _STD_MULTIPLIER = 4.0  # ClusterBasedNormalizer: alpha = (x - mean) / (4 std)
-_CHUNK_ROWS = {"numpy": 16384, "cpu": 1 << 18, "cuda": 1 << 22}
+_CHUNK_ROWS = {"numpy": 16384, "cpu": 1 << 18, "cuda": 1 << 20}
 
 
 class GanImportError(TypeError):
