@@ -79,7 +79,8 @@ void sample(py::list layers, py::tuple final_layer, py::list columns, Array<doub
     GanColumn c{t[0].cast<int32_t>(), t[1].cast<int32_t>(), t[2].cast<int32_t>(),
                 t[3].cast<int32_t>(), nullptr};
     const bool cont = c.kind != kGanDiscrete;
-    if (c.kind < 0 || c.kind > 2 || c.width < 1 || c.at < 0 || c.at + c.width + (cont ? 1 : 0) > D ||
+    if (c.kind < 0 || c.kind > 2 || c.width < 1 || c.at < 0 ||
+        c.at + c.width + (cont ? 1 : 0) > D ||
         (cont && (c.mode_off < 0 || c.mode_off + c.width > means.size())))
       throw std::invalid_argument(what + ": span outside the output");
     auto out = py::cast<py::array>(t[4]);

@@ -113,7 +113,8 @@ void decode_rows(const GanPlan& P, const float* y, size_t ld, size_t m, size_t f
     const size_t row = first + r;
     for (const GanColumn& c : P.columns) {
       if (c.kind == kGanDiscrete) {
-        const int k = wr ? span_argmax_gumbel(yr, wr, c.at, c.width) : span_argmax(yr, c.at, c.width);
+        const int k = wr ? span_argmax_gumbel(yr, wr, c.at, c.width)
+                         : span_argmax(yr, c.at, c.width);
         static_cast<int32_t*>(c.out)[row] = k;
         continue;
       }
@@ -164,7 +165,8 @@ void run_block(const GanPlan& P, rng::PhiloxKey key, uint64_t row0, size_t first
   }
   const GanLayer& F = P.final_layer;
   const size_t ld = static_cast<size_t>(F.ld);
-  gemm_blocked(s.buf.data() + F.in_off, S, m, static_cast<size_t>(F.in_w), F.wt, F.b, ld, s.y.data());
+  gemm_blocked(s.buf.data() + F.in_off, S, m, static_cast<size_t>(F.in_w), F.wt, F.b, ld,
+               s.y.data());
   if (cond && F.wc)
     for (size_t r = 0; r < m; ++r) {
       if (cond[r] < 0) continue;

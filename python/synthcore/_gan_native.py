@@ -102,7 +102,8 @@ def _device_plan(model, mode):
         final = tuple(dev(v) if isinstance(v, np.ndarray) else v for v in p["final"])
         cache[k] = {"layers": layers, "final": final,
                     "columns": cupy.asarray(np.array(p["columns"], np.int32).reshape(-1, 4)),
-                    "cond_cum": cupy.asarray(plan["cond_cum"]), "means": cupy.asarray(plan["means"]),
+                    "cond_cum": cupy.asarray(plan["cond_cum"]),
+                    "means": cupy.asarray(plan["means"]),
                     "stds": cupy.asarray(plan["stds"]),
                     "sigma": dev(plan["sigma"]), "plan": plan}
     return cache[k]

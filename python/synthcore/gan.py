@@ -399,7 +399,6 @@ class GanModel:
         _check_mode(mode)
         if gpu_precision not in ("fp32", "tf32"):
             raise ValueError(f"gpu_precision must be 'fp32' or 'tf32', got {gpu_precision!r}")
-        self._gpu_precision = gpu_precision
         n = _check_count(n, "n")
         row_offset = _check_count(row_offset, "row_offset")
         B = self.batch_size
@@ -418,9 +417,10 @@ class GanModel:
         cond_fixed, filters = self._conditions(conditions, ctgan_condition_bug)
         if filters and exact:
             cols = self._sample_filtered(n, key, mode, cond_fixed, filters, row_offset, name,
-                                         chunk_size)
+                                         chunk_size, gpu_precision)
         else:
-            cols = self._sample_rows(key, row_offset, n, mode, cond_fixed, name, chunk_size)
+            cols = self._sample_rows(key, row_offset, n, mode, cond_fixed, name, chunk_size,
+                                     gpu_precision)
         return self._finish(cols, n, key, row_offset)
 
     def _conditions(self, conditions, bug):
@@ -452,13 +452,12 @@ class GanModel:
             filters.append((i, code))
             if cond_fixed < 0 and self.net["C"] > 0:
                 cond_fixed = code if bug else offsets[col] + code
-                if cond_fixed >= self.net["C"]:
-                    cond_fixed = -1  # ctgan's bug would index past the vector: ctgan errors
+                if cond_fixed >= self.net["C"]:  # ctgan itself fails here too
                     raise ValueError(f"conditions: with ctgan_condition_bug the index {code} "
                                      f"falls outside the condition vector")
         return cond_fixed, filters
 
-    def _sample_rows(self, key, row_begin, n, mode, cond_fixed, name, chunk):
+    def _sample_rows(self, key, row_begin, n, mode, cond_fixed, name, chunk, precision):
         parts = []
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
@@ -466,13 +465,15 @@ class GanModel:
                 m_gen = -(-m // self.batch_size) * self.batch_size
             else:
                 m_gen = m
-            cols = _run_block(self, name, key, row_begin + start, m_gen, mode, cond_fixed)
+            cols = _run_block(self, name, key, row_begin + start, m_gen, mode, cond_fixed,
+                              precision)
             parts.append([c[:m] for c in cols])
         if not parts:
-            return _run_block(self, "numpy", key, row_begin, 0, mode, cond_fixed)
+            return _run_block(self, "numpy", key, row_begin, 0, mode, cond_fixed, precision)
         return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
 
-    def _sample_filtered(self, n, key, mode, cond_fixed, filters, row_offset, name, chunk):
+    def _sample_filtered(self, n, key, mode, cond_fixed, filters, row_offset, name, chunk,
+                         precision):
         kept, have, cand = [], 0, row_offset
         tried = 0
         B = self.batch_size
@@ -480,7 +481,7 @@ class GanModel:
             m = max(1024, min(chunk, 2 * (n - have)))
             if mode == "compat":
                 m = -(-m // B) * B
-            cols = _run_block(self, name, key, cand, m, mode, cond_fixed)
+            cols = _run_block(self, name, key, cand, m, mode, cond_fixed, precision)
             ok = np.ones(m, dtype=bool)
             for i, code in filters:
                 ok &= cols[i] == code
@@ -679,7 +680,7 @@ def _f32(a):
 # backends
 # ---------------------------------------------------------------------------
 
-def _run_block(m: GanModel, name, key, row_begin, n, mode, cond_fixed):
+def _run_block(m: GanModel, name, key, row_begin, n, mode, cond_fixed, precision="fp32"):
     plan = m.plan()
     if name == "numpy" or n == 0:
         if mode == "compat" and n:
@@ -692,7 +693,6 @@ def _run_block(m: GanModel, name, key, row_begin, n, mode, cond_fixed):
         from ._gan_native import cpu_sample_block
         return cpu_sample_block(m, key, row_begin, n, mode, cond_fixed)
     from ._gan_native import cuda_sample_block
-    precision = getattr(m, "_gpu_precision", "fp32")
     return [c.get() for c in cuda_sample_block(m, key, row_begin, n, mode, cond_fixed,
                                                 precision)]
 
@@ -701,7 +701,6 @@ def _sdv_reverse(specs, frame, key, row_offset):
     """SDV's reverse transform (nulls at the learnt rate, clip, round, datetimes, dtypes)."""
     import pandas as pd
     from . import _sdv_import as si
-    from ._reference import random as _rand
     n = len(frame)
     out = {}
     for j, col in enumerate(specs):
@@ -715,7 +714,6 @@ def _sdv_reverse(specs, frame, key, row_offset):
         else:
             series = si._decode_datetime(col, lat, n, rng)
         out[col["name"]] = si._finalise(col, series).reset_index(drop=True)
-    del _rand
     return pd.DataFrame(out)
 
 
