@@ -7,6 +7,7 @@
 
 #include "copula.cuh"
 #include "dp_noise.cuh"
+#include "gan.cuh"
 #include "random.cuh"
 #include "rules.cuh"
 #include "secure_random.cuh"
@@ -83,4 +84,17 @@ PYBIND11_MODULE(_cuda, m) {
   SC_DEF_INT(random_integers_i64);
   SC_DEF_INT(random_integers_i32);
 #undef SC_DEF_INT
+  m.def("gan_prologue", &sc::gan_prologue, py::arg("buf"), py::arg("S"), py::arg("E"),
+        py::arg("n"), py::arg("key0"), py::arg("key1"), py::arg("row0"), py::arg("cond_cum"),
+        py::arg("C"), py::arg("cond_fixed"), py::arg("cond"), py::arg("cuda_stream"));
+  m.def("gan_hidden_epilogue", &sc::gan_hidden_epilogue, py::arg("y"), py::arg("ld"),
+        py::arg("b"), py::arg("wc"), py::arg("cond"), py::arg("n"), py::arg("w"),
+        py::arg("buf"), py::arg("S"), py::arg("out_off"), py::arg("batch_rows"),
+        py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("scratch"),
+        py::arg("cuda_stream"));
+  m.def("gan_decode", &sc::gan_decode, py::arg("y"), py::arg("ld"), py::arg("b"), py::arg("wc"),
+        py::arg("cond"), py::arg("n"), py::arg("D"), py::arg("columns"), py::arg("n_columns"),
+        py::arg("outputs"), py::arg("means"), py::arg("stds"), py::arg("sigma"),
+        py::arg("tvae"), py::arg("key0"), py::arg("key1"), py::arg("row0"),
+        py::arg("cuda_stream"));
 }

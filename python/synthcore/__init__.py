@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import copula_kernels, random
+from . import copula_kernels, gan, random
 from ._backend import (
     BackendUnavailableError,
     available_backends,
@@ -45,6 +45,7 @@ __all__ = [
     "ImpossibleConditionError",
     "available_backends",
     "copula_kernels",
+    "gan",
     "built_backends",
     "get_backend",
     "get_num_threads",
