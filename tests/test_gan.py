@@ -455,3 +455,23 @@ def test_cuda_eval_chunk_invariant(ours):
     full = ours.sample(4000, seed=23, backend="cuda")
     pd.testing.assert_frame_equal(full, ours.sample(4000, seed=23, backend="cuda",
                                                     chunk_size=999))
+
+
+@pytest.mark.parametrize("mode", ["eval", "compat"])
+def test_sampling_with_rules(ours, mode):
+    """The rules issue applies to GAN sampling: exactly n rows that satisfy every rule,
+    equal to filtering the plain sample of the same candidate rows, derived columns."""
+    rules = ["age >= 30", "plan != 'basic'", "ratio = income / (age + 1)"]
+    out = ours.sample(1500, seed=3, mode=mode, rules=rules, backend="cpu")
+    assert len(out) == 1500 and (out["age"] >= 30).all() and (out["plan"] != "basic").all()
+    np.testing.assert_allclose(out["ratio"], out["income"] / (out["age"] + 1))
+    info = ours.last_sample_info
+    assert 0 < info["acceptance_rate"] < 1 and info["candidates"] >= 1500
+    plain = ours.sample(info["candidates"] + 2 * ours.batch_size, seed=3, mode=mode,
+                        backend="cpu")
+    kept = synthcore.Rules(rules).filter(plain).reset_index(drop=True).iloc[:1500]
+    pd.testing.assert_frame_equal(kept, out, check_dtype=False)
+    with pytest.raises(synthcore.RuleAcceptanceError, match="age > 500"):
+        ours.sample(100, seed=1, rules=["age > 500"], backend="cpu")
+    with pytest.raises(ValueError, match="express the conditions as rules"):
+        ours.sample(100, seed=1, rules=["age > 5"], conditions={"plan": "pro"})

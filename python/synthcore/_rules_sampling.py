@@ -258,3 +258,52 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     }
     columns = _concat(kept_parts) if len(kept_parts) > 1 else kept_parts[0]
     return build_output(columns, output)
+
+
+def sample_frames_with_rules(draw, n, rules, *, row_offset, min_acceptance, step=1):
+    """Reject and refill for any synthesizer whose rows depend only on (seed, row index):
+    ``draw(count, offset)`` returns the pandas DataFrame of candidate rows
+    ``offset .. offset + count - 1``; the result is the first ``n`` that satisfy every
+    rule, in row order (derived columns appended), and the acceptance information.
+    Candidate batches are multiples of ``step`` (e.g. a GAN's BatchNorm batch)."""
+    import numbers
+
+    import pandas as pd
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not 0 < min_acceptance <= 1:
+        raise ValueError(f"min_acceptance must be in (0, 1], got {min_acceptance!r}")
+    rules = _as_rules(rules)
+    n = int(n)
+    parts, total_kept, seen, counts, rate = [], 0, 0, None, 1.0
+    offset = int(row_offset)
+    while total_kept < n:
+        want = n - total_kept
+        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.03))))
+        if seen == 0:
+            batch = max(batch, min(PILOT, 16 * n))
+        batch = -(-batch // step) * step
+        frame = draw(batch, offset)
+        result = rules.evaluate(frame)
+        counts = result.counts if counts is None else counts + result.counts
+        mask = np.asarray(result.mask.get() if hasattr(result.mask, "get") else result.mask)
+        index = np.flatnonzero(mask)[:want]
+        kept = frame.iloc[index].copy()
+        for name, values in result.derived.items():
+            kept[name] = values[index]
+        parts.append(kept)
+        seen += batch if len(index) < want or len(index) == 0 else int(index[-1]) + 1
+        total_kept += len(index)
+        offset += batch
+        rate = (total_kept if total_kept else int(mask.sum())) / seen
+        if total_kept < n and seen >= PILOT and total_kept / seen < min_acceptance:
+            worst = int(np.argmax(counts))
+            raise RuleAcceptanceError(
+                f"only {total_kept} of {seen} sampled rows ({total_kept / seen:.3%}) satisfy "
+                f"the rules, below min_acceptance={min_acceptance}; the rule that rejects most "
+                f"is rule {worst} {result.rules[worst]!r} ({int(counts[worst])} rows rejected, "
+                f"{counts[worst] / seen:.1%})")
+    info = {"rows": n, "candidates": seen, "acceptance_rate": n / seen,
+            "violations": {t: int(v) for t, v in zip(result.rules, counts)}}
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else \
+        parts[0].reset_index(drop=True), info

@@ -382,8 +382,14 @@ class GanModel:
     def sample(self, n: int, seed: Seed = None, *, mode: str = "eval", conditions=None,
                exact: bool = True, ctgan_condition_bug: bool = False, row_offset: int = 0,
                backend: Optional[str] = None, chunk_size: Optional[int] = None,
-               gpu_precision: str = "fp32"):
+               gpu_precision: str = "fp32", rules=None, min_acceptance: float = 1e-3):
         """Exactly ``n`` rows as a pandas DataFrame with the training table's dtypes.
+
+        rules: a ``synthcore.Rules`` or rule strings (docs/rules.md): the first ``n``
+        candidate rows ``row_offset, row_offset + 1, ...`` that satisfy every rule, in
+        row order, derived columns appended; ``self.last_sample_info`` has the
+        acceptance rate, and ``synthcore.RuleAcceptanceError`` names the rule that rejects
+        most when fewer than ``min_acceptance`` pass. Express conditions as rules here.
 
         conditions: ``{column: value}`` on discrete columns. The first condition
         sets the generator's condition vector (at the correct offset for any
@@ -396,6 +402,20 @@ class GanModel:
         gpu_precision: "fp32" (default) or "tf32" (cuBLAS on tensor cores, inputs
         rounded to 10-bit mantissas; docs/gan.md) for backend="cuda".
         """
+        if rules is not None:
+            from ._rules_sampling import sample_frames_with_rules
+            if conditions:
+                raise ValueError("rules and conditions cannot be combined on a GAN; express "
+                                 "the conditions as rules (e.g. \"plan = 'pro'\")")
+
+            def draw(count, offset):
+                return self.sample(count, seed, mode=mode, row_offset=offset, backend=backend,
+                                   chunk_size=chunk_size, gpu_precision=gpu_precision)
+            frame, self.last_sample_info = sample_frames_with_rules(
+                draw, n, rules, row_offset=_check_count(row_offset, "row_offset"),
+                min_acceptance=min_acceptance,
+                step=self.batch_size if mode == "compat" else 1)
+            return frame
         _check_mode(mode)
         if gpu_precision not in ("fp32", "tf32"):
             raise ValueError(f"gpu_precision must be 'fp32' or 'tf32', got {gpu_precision!r}")
