@@ -307,6 +307,8 @@ def test_bad_arguments(ours):
         ours.sample(2.5)
     with pytest.raises(ValueError, match=r"z must have shape"):
         ours.forward(np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="gpu_precision must be 'fp32', 'tf32' or 'bf16'"):
+        ours.sample(5, gpu_precision="fp16")
 
 
 # ---- SDV ---------------------------------------------------------------------------
@@ -447,6 +449,12 @@ def test_cuda_matches_cpu(ours, ours_tvae, mode):
     t = ours.sample(5000, seed=21, mode=mode, backend="cuda", gpu_precision="tf32")
     _assert_close_frames(ours.sample(5000, seed=21, mode=mode, backend="cpu"), t, ours,
                          min_agree=0.99)
+    h = ours.sample(5000, seed=21, mode=mode, backend="cuda", gpu_precision="bf16")
+    c = ours.sample(5000, seed=21, mode=mode, backend="cpu")
+    for col in DISCRETE:
+        assert (h[col] == c[col]).mean() >= 0.95, col
+    for col in ("age", "income"):
+        assert stats.ks_2samp(h[col], c[col]).pvalue > 1e-3, col
 
 
 @pytest.mark.gpu

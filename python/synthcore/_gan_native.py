@@ -109,6 +109,12 @@ def _device_plan(model, mode):
     return cache[k]
 
 
+# cuBLAS / CUDA enum values (cublas_api.h, library_types.h)
+_CUDA_R_32F = 0
+_CUBLAS_COMPUTE_32F_FAST_16BF = 75
+_CUBLAS_GEMM_DEFAULT = -1
+
+
 def _ptr(a):
     return 0 if a is None else a.data.ptr
 
@@ -125,6 +131,13 @@ def _sgemm(x_ptr, ldx, rows, k, wt, y, precision):
     # cuBLAS enum values (cublas_api.h), in case this CuPy does not export the names.
     op_n = getattr(cublas, "CUBLAS_OP_N", 0)
     host = getattr(cublas, "CUBLAS_POINTER_MODE_HOST", 0)
+    if precision == "bf16":
+        # cublasGemmEx with float32 data and compute type CUBLAS_COMPUTE_32F_FAST_16BF:
+        # inputs rounded to bfloat16 (8-bit mantissas) on tensor cores, fp32 accumulation
+        cublas.gemmEx(handle, op_n, op_n, ld, rows, k, one.ctypes.data, wt.data.ptr,
+                      _CUDA_R_32F, ld, x_ptr, _CUDA_R_32F, ldx, zero.ctypes.data, y.data.ptr,
+                      _CUDA_R_32F, ld, _CUBLAS_COMPUTE_32F_FAST_16BF, _CUBLAS_GEMM_DEFAULT)
+        return
     mode = getattr(cublas, "CUBLAS_TF32_TENSOR_OP_MATH", 3) if precision == "tf32" else \
         getattr(cublas, "CUBLAS_DEFAULT_MATH", 0)
     # CuPy shares this handle: restore its modes afterwards.

@@ -399,8 +399,9 @@ class GanModel:
         ``exact=False`` the condition only steers the generator, as in ctgan.
         row_offset: the first row index (rows depend only on (seed, row));
         in compat mode it must be a multiple of batch_size.
-        gpu_precision: "fp32" (default) or "tf32" (cuBLAS on tensor cores, inputs
-        rounded to 10-bit mantissas; docs/gan.md) for backend="cuda".
+        gpu_precision: "fp32" (default), "tf32" (cuBLAS on tensor cores, inputs
+        rounded to 10-bit mantissas) or "bf16" (inputs rounded to bfloat16, 8-bit
+        mantissas, fp32 accumulation; docs/gan.md) for backend="cuda".
         """
         if rules is not None:
             from ._rules_sampling import sample_frames_with_rules
@@ -417,8 +418,9 @@ class GanModel:
                 step=self.batch_size if mode == "compat" else 1)
             return frame
         _check_mode(mode)
-        if gpu_precision not in ("fp32", "tf32"):
-            raise ValueError(f"gpu_precision must be 'fp32' or 'tf32', got {gpu_precision!r}")
+        if gpu_precision not in ("fp32", "tf32", "bf16"):
+            raise ValueError(f"gpu_precision must be 'fp32', 'tf32' or 'bf16', got "
+                             f"{gpu_precision!r}")
         n = _check_count(n, "n")
         row_offset = _check_count(row_offset, "row_offset")
         B = self.batch_size
