@@ -34,27 +34,16 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import sys
-import time
 import warnings
 
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import round_robin_stats  # noqa: E402
+
 GOAL = 5.0
-
-
-def round_robin(fns, repeat):
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}
 
 
 def gemm_table(model, repeat):
@@ -76,7 +65,7 @@ def gemm_table(model, repeat):
         plain = np.ascontiguousarray(np.random.default_rng(1).standard_normal(wt.shape),
                                      dtype=np.float32)
         with threadpool_limits(1):  # one BLAS thread, as ours
-            r = round_robin({"ours": lambda: [core.gan_gemm(x, wt, b, y) for _ in range(reps)],
+            r = round_robin_stats({"ours": lambda: [core.gan_gemm(x, wt, b, y) for _ in range(reps)],
                              "numpy": lambda: [np.matmul(x, plain, out=y)
                                                for _ in range(reps)]}, repeat)
         flops = 2 * 96 * k * n * reps
@@ -133,14 +122,14 @@ def main():
         "synthcore cpu compat": lambda: ours.sample(n, seed=1, backend="cpu", mode="compat"),
         "synthcore numpy eval": lambda: ours.sample(n, seed=1, backend="numpy"),
     }
-    res = round_robin(fns, args.repeat)
+    res = round_robin_stats(fns, args.repeat)
     # One thread each: much less sensitive to other processes on a shared machine
     # (torch's and OpenBLAS's spinning worker threads degrade badly when oversubscribed).
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     synthcore.set_num_threads(1)
     try:
-        one = round_robin({"ctgan.CTGAN.sample": fns["ctgan.CTGAN.sample"],
+        one = round_robin_stats({"ctgan.CTGAN.sample": fns["ctgan.CTGAN.sample"],
                            "synthcore cpu eval": fns["synthcore cpu eval"],
                            "synthcore cpu compat": fns["synthcore cpu compat"]}, args.repeat)
     finally:
@@ -159,7 +148,7 @@ def main():
     for k, (med, lo, hi) in one.items():
         print(f"  {k:<24} {med:8.3f} s ({lo:.3f}-{hi:.3f})  {n / med / 1e3:9.0f}k rows/s  "
               f"{one['ctgan.CTGAN.sample'][0] / med:6.2f}x ctgan")
-    tv = round_robin({"ctgan.TVAE.sample": ctgan_sample(tvae),
+    tv = round_robin_stats({"ctgan.TVAE.sample": ctgan_sample(tvae),
                       "synthcore cpu (TVAE)": lambda: ours_tvae.sample(n, seed=1,
                                                                         backend="cpu")},
                      max(1, args.repeat // 2))

@@ -11,28 +11,16 @@ and our CUDA kernel into device memory.
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import sys
-import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import median_time  # noqa: E402
+
 import synthcore
 from synthcore import random as sr
-
-
-def median_seconds(fn, repeat, sync=None):
-    fn()  # warm-up: first touch, code paths, clone dispatch
-    if sync:
-        sync()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv=None):
@@ -50,30 +38,30 @@ def main(argv=None):
     for dtype in (np.float64, np.float32):
         rng = np.random.default_rng(12345)
         base_out = np.empty(n, dtype=dtype)
-        base = median_seconds(lambda: rng.standard_normal(out=base_out, dtype=dtype), args.repeat)
+        base = median_time(lambda: rng.standard_normal(out=base_out, dtype=dtype), args.repeat)
         rows.append((dtype, "numpy standard_normal (1 thread, baseline)", base, base))
         out = np.empty(n, dtype=dtype)
         if "cpu" in synthcore.available_backends():
             for threads in sorted({1, cores}):
                 synthcore.set_num_threads(threads)
-                t = median_seconds(lambda: sr.normal(out=out, seed=1, backend="cpu"), args.repeat)
+                t = median_time(lambda: sr.normal(out=out, seed=1, backend="cpu"), args.repeat)
                 rows.append((dtype, f"synthcore cpu ({threads} thread{'s' * (threads > 1)})",
                              t, base))
             synthcore.set_num_threads(None)
         small = max(1, n // 20)  # the reference is ~20x slower: time a slice, scale up
         out_small = np.empty(small, dtype=dtype)
-        t = median_seconds(lambda: sr.normal(out=out_small, seed=1, backend="numpy"),
+        t = median_time(lambda: sr.normal(out=out_small, seed=1, backend="numpy"),
                            max(3, args.repeat // 2)) * (n / small)
         rows.append((dtype, "synthcore numpy backend (reference)", t, base))
         if "cuda" in synthcore.available_backends():
             import cupy
             dev = cupy.empty(n, dtype=dtype)
             sync = cupy.cuda.get_current_stream().synchronize
-            t = median_seconds(lambda: sr.normal(out=dev, seed=1, backend="cuda"), args.repeat,
+            t = median_time(lambda: sr.normal(out=dev, seed=1, backend="cuda"), args.repeat,
                                sync)
             rows.append((dtype, "synthcore cuda (into device memory)", t, base))
             crng = cupy.random.default_rng(1)
-            t = median_seconds(lambda: crng.standard_normal(n, dtype=dtype), args.repeat, sync)
+            t = median_time(lambda: crng.standard_normal(n, dtype=dtype), args.repeat, sync)
             rows.append((dtype, "cupy default_rng standard_normal (device)", t, base))
     print(f"{'dtype':8s} {'implementation':44s} {'M normals/s':>12s} {'ns/normal':>10s} "
           f"{'vs numpy':>9s}")

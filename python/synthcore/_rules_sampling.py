@@ -193,19 +193,61 @@ def bounds_probability(model, conditions) -> float:
     return p
 
 
-def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
-                      min_acceptance, conditions=None):
+def _check_request(n, min_acceptance):
     import numbers
-    from .rules import _TableView, run_program
-    if conditions is not None and not isinstance(conditions, dict):
-        raise ValueError("with rules, conditions must be a dict for all rows (a table of "
-                         "per-row conditions has no meaning once rows are rejected)")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not 0 < min_acceptance <= 1:
         raise ValueError(f"min_acceptance must be in (0, 1], got {min_acceptance!r}")
+    return int(n)
+
+
+def reject_and_refill(n, row_offset, min_acceptance, evaluate_batch, step=1):
+    """The kept parts and the acceptance record of reject and refill: the first ``n``
+    candidate rows, in row order, that satisfy every rule. ``evaluate_batch(count,
+    offset)`` returns (mask, violation counts, rule texts, keep) for candidates
+    ``offset .. offset + count - 1``, ``keep(index)`` the part of those rows. Batches
+    are multiples of ``step``; they decide how many candidates are drawn per step,
+    never which are kept."""
+    parts, total_kept, seen, counts, texts, rate = [], 0, 0, None, [], 1.0
+    offset = int(row_offset)
+    while total_kept < n:
+        want = n - total_kept
+        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.03))))
+        if seen == 0:
+            batch = max(batch, min(PILOT, 16 * n))
+        batch = -(-batch // step) * step
+        mask, c, texts, keep = evaluate_batch(batch, offset)
+        counts = c if counts is None else counts + c
+        index = np.flatnonzero(mask)[:want]
+        parts.append(keep(index))
+        # candidates actually consumed: up to the last kept row when the batch finished n
+        seen += batch if len(index) < want or len(index) == 0 else int(index[-1]) + 1
+        total_kept += len(index)
+        offset += batch
+        rate = (total_kept if total_kept else int(np.count_nonzero(mask))) / seen
+        if total_kept < n and seen >= PILOT and total_kept / seen < min_acceptance:
+            worst = int(np.argmax(counts))
+            raise RuleAcceptanceError(
+                f"only {total_kept} of {seen} sampled rows ({total_kept / seen:.3%}) satisfy "
+                f"the rules, below min_acceptance={min_acceptance}; the rule that rejects most "
+                f"is rule {worst} {texts[worst]!r} ({int(counts[worst])} rows "
+                f"rejected, {counts[worst] / seen:.1%})")
+        if offset - row_offset > 2**62:
+            raise RuleAcceptanceError("ran out of candidate rows")
+    info = {"rows": n, "candidates": seen, "acceptance_rate": n / seen,
+            "violations": {t: int(v) for t, v in zip(texts, counts)}}
+    return parts, info
+
+
+def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
+                      min_acceptance, conditions=None):
+    from .rules import _TableView, run_program
+    if conditions is not None and not isinstance(conditions, dict):
+        raise ValueError("with rules, conditions must be a dict for all rows (a table of "
+                         "per-row conditions has no meaning once rows are rejected)")
+    n = _check_request(n, min_acceptance)
     rules = _as_rules(rules)
-    n = int(n)
     folded = bound_conditions(model, rules)
     if folded and bounds_probability(model, folded) >= FOLD_BELOW:
         folded = {}     # they reject little: plain candidates from the fused kernel are cheaper
@@ -213,50 +255,24 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     for name, cond in folded.items():
         merged.setdefault(name, cond)          # the caller's own condition is kept as given
     merged = merged or None
-    kept_parts, total_kept, seen = [], 0, 0
-    counts = None
-    program = None
-    rate = 1.0
-    offset = int(row_offset)
-    while total_kept < n:
-        want = n - total_kept
-        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.03))))
-        if seen == 0:
-            batch = max(batch, min(PILOT, 16 * n))
-        cols = model.sample(batch, seed=seed, stream=stream, row_offset=offset,
+
+    def evaluate_batch(count, offset):
+        cols = model.sample(count, seed=seed, stream=stream, row_offset=offset,
                             conditions=merged,
                             backend=backend if backend != "cuda" else "cpu", output="columns")
-        view = _TableView(cols)
-        program, columns, m = rules.bind(view)
+        program, columns, m = rules.bind(_TableView(cols))
         mask, c, derived = run_program(program, columns, m,
                                        None if backend in (None, "auto", "cuda") else backend)
-        counts = c if counts is None else counts + c
-        index = np.flatnonzero(mask)[:want]
-        part = [_take(col, index) for col in cols]
-        part += [_derived_column(o.name, o, d[index]) for o, d in zip(program.outputs, derived)]
-        kept_parts.append(part)
-        accepted = int(np.count_nonzero(mask))
-        # candidates actually consumed: up to the last kept row when the batch finished n
-        consumed = batch if len(index) < want or len(index) == 0 else int(index[-1]) + 1
-        seen += consumed
-        total_kept += len(index)
-        offset += batch
-        rate = max((total_kept if total_kept else accepted) / seen, 0.0) if seen else 1.0
-        if total_kept < n and seen >= PILOT and total_kept / seen < min_acceptance:
-            worst = int(np.argmax(counts))
-            raise RuleAcceptanceError(
-                f"only {total_kept} of {seen} sampled rows ({total_kept / seen:.3%}) satisfy "
-                f"the rules, below min_acceptance={min_acceptance}; the rule that rejects most "
-                f"is rule {worst} {program.rule_texts[worst]!r} ({int(counts[worst])} rows "
-                f"rejected, {counts[worst] / seen:.1%})")
-        if offset - row_offset > 2**62:
-            raise RuleAcceptanceError("ran out of candidate rows")
-    model.last_sample_info = {
-        "rows": n, "candidates": seen, "acceptance_rate": n / seen,
-        "conditions_from_rules": folded,
-        "violations": {t: int(v) for t, v in zip(program.rule_texts, counts)},
-    }
-    columns = _concat(kept_parts) if len(kept_parts) > 1 else kept_parts[0]
+
+        def keep(index):
+            return [_take(col, index) for col in cols] + \
+                [_derived_column(o.name, o, d[index]) for o, d in zip(program.outputs, derived)]
+        return mask, c, program.rule_texts, keep
+
+    parts, info = reject_and_refill(n, row_offset, min_acceptance, evaluate_batch)
+    info["conditions_from_rules"] = folded
+    model.last_sample_info = info
+    columns = _concat(parts) if len(parts) > 1 else parts[0]
     return build_output(columns, output)
 
 
@@ -266,44 +282,23 @@ def sample_frames_with_rules(draw, n, rules, *, row_offset, min_acceptance, step
     ``offset .. offset + count - 1``; the result is the first ``n`` that satisfy every
     rule, in row order (derived columns appended), and the acceptance information.
     Candidate batches are multiples of ``step`` (e.g. a GAN's BatchNorm batch)."""
-    import numbers
-
     import pandas as pd
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not 0 < min_acceptance <= 1:
-        raise ValueError(f"min_acceptance must be in (0, 1], got {min_acceptance!r}")
+    n = _check_request(n, min_acceptance)
     rules = _as_rules(rules)
-    n = int(n)
-    parts, total_kept, seen, counts, rate = [], 0, 0, None, 1.0
-    offset = int(row_offset)
-    while total_kept < n:
-        want = n - total_kept
-        batch = min(MAX_BATCH, max(1024, int(math.ceil(want / max(rate, min_acceptance) * 1.03))))
-        if seen == 0:
-            batch = max(batch, min(PILOT, 16 * n))
-        batch = -(-batch // step) * step
-        frame = draw(batch, offset)
+
+    def evaluate_batch(count, offset):
+        frame = draw(count, offset)
         result = rules.evaluate(frame)
-        counts = result.counts if counts is None else counts + result.counts
         mask = np.asarray(result.mask.get() if hasattr(result.mask, "get") else result.mask)
-        index = np.flatnonzero(mask)[:want]
-        kept = frame.iloc[index].copy()
-        for name, values in result.derived.items():
-            kept[name] = values[index]
-        parts.append(kept)
-        seen += batch if len(index) < want or len(index) == 0 else int(index[-1]) + 1
-        total_kept += len(index)
-        offset += batch
-        rate = (total_kept if total_kept else int(mask.sum())) / seen
-        if total_kept < n and seen >= PILOT and total_kept / seen < min_acceptance:
-            worst = int(np.argmax(counts))
-            raise RuleAcceptanceError(
-                f"only {total_kept} of {seen} sampled rows ({total_kept / seen:.3%}) satisfy "
-                f"the rules, below min_acceptance={min_acceptance}; the rule that rejects most "
-                f"is rule {worst} {result.rules[worst]!r} ({int(counts[worst])} rows rejected, "
-                f"{counts[worst] / seen:.1%})")
-    info = {"rows": n, "candidates": seen, "acceptance_rate": n / seen,
-            "violations": {t: int(v) for t, v in zip(result.rules, counts)}}
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else \
-        parts[0].reset_index(drop=True), info
+
+        def keep(index):
+            kept = frame.iloc[index].copy()
+            for name, values in result.derived.items():
+                kept[name] = values[index]
+            return kept
+        return mask, result.counts, result.rules, keep
+
+    parts, info = reject_and_refill(n, row_offset, min_acceptance, evaluate_batch, step)
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else \
+        parts[0].reset_index(drop=True)
+    return frame, info

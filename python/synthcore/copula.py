@@ -23,17 +23,15 @@ The model, in terms every backend shares:
 """
 from __future__ import annotations
 
-import io
-import json
 import math
 import numbers
-import zipfile
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from . import _backend
+from ._modelfile import read_model, write_model
 from ._reference import copula as _ref
 from ._seeding import Seed, philox_key
 from ._table import OUTPUTS, OutputColumn, TableColumn, build_output, read_table
@@ -725,14 +723,7 @@ class GaussianCopula:
                   "settings": self._saved_settings(),
                   "n_rows_fitted": self.n_rows_fitted, "columns": cols}
         header.update(self._saved_extra())
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        tmp = f"{path}.tmp"
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("model.json", json.dumps(header, indent=1))
-            zf.writestr("arrays.npz", buf.getvalue())
-        import os
-        os.replace(tmp, path)
+        write_model(path, header, arrays)
 
     # what save() writes besides the columns; subclasses (the DP copula) extend these
     _SAVED_KIND = "gaussian_copula"
@@ -756,14 +747,7 @@ class GaussianCopula:
 
         A file whose ``kind`` is ``dp_gaussian_copula`` gives a
         ``synthcore.DPGaussianCopula`` (same sampling, plus its privacy record)."""
-        with zipfile.ZipFile(path) as zf:
-            header = json.loads(zf.read("model.json"))
-            if header.get("format") != FORMAT:
-                raise ValueError(f"{path}: not a synthcore Gaussian copula model")
-            if header.get("version") != FORMAT_VERSION:
-                raise ValueError(f"{path}: model format version {header.get('version')} is not "
-                                 f"supported by this synthcore (reads version {FORMAT_VERSION})")
-            arrays = dict(np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False))
+        header, arrays = read_model(path, FORMAT, FORMAT_VERSION, "Gaussian copula")
         kind = header.get("kind", "gaussian_copula")   # files before the kind field: plain
         if kind == "dp_gaussian_copula":
             from .dp.copula import DPGaussianCopula

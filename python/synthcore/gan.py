@@ -24,18 +24,15 @@ into typed columns. Two modes (docs/gan.md):
 """
 from __future__ import annotations
 
-import io
-import json
 import math
 import numbers
-import os
-import zipfile
 from typing import Optional
 
 import numpy as np
 
 from . import _backend
 from ._conditional import ImpossibleConditionError
+from ._modelfile import read_model, write_model
 from ._reference import gan as _ref
 from ._seeding import Seed, philox_key
 
@@ -562,25 +559,12 @@ class GanModel:
         header = {"format": FORMAT, "version": FORMAT_VERSION, "net": self.net,
                   "layers": layers_meta, "columns": self.columns, "dataframe": self.dataframe,
                   "sdv": self.sdv}
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        tmp = f"{path}.tmp"
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("model.json", json.dumps(header, indent=1, default=_json_default))
-            zf.writestr("arrays.npz", buf.getvalue())
-        os.replace(tmp, path)
+        write_model(path, header, arrays, json_default=_json_default)
 
     @classmethod
     def load(cls, path) -> "GanModel":
         """Read a model written by save(). Never unpickles and never runs code."""
-        with zipfile.ZipFile(path) as zf:
-            header = json.loads(zf.read("model.json"))
-            if header.get("format") != FORMAT:
-                raise ValueError(f"{path}: not a synthcore GAN model")
-            if header.get("version") != FORMAT_VERSION:
-                raise ValueError(f"{path}: GAN model format version {header.get('version')} is "
-                                 f"not supported (this synthcore reads {FORMAT_VERSION})")
-            arrays = dict(np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False))
+        header, arrays = read_model(path, FORMAT, FORMAT_VERSION, "GAN")
         layers = []
         for i, meta in enumerate(header["layers"]):
             layer = dict(meta)
