@@ -120,6 +120,19 @@ DATASETS = {
 }
 
 
+def load_datasets(names, datasets, skipped):
+    """(name, table) for each name whose package is installed; the others are noted in
+    ``skipped``."""
+    for name in names:
+        loader, package = datasets[name]
+        try:
+            df = loader()
+        except ImportError as exc:
+            skipped.append(f"{name} ({package} not installed: {exc.name})")
+            continue
+        yield name, df
+
+
 # ---- SDV / SDMetrics glue ----------------------------------------------------------
 
 def sdv_frame(out):
@@ -229,13 +242,7 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     failed, rows, skipped, names = [], [], [], []
-    for name in args.datasets.split(","):
-        loader, package = DATASETS[name]
-        try:
-            df = loader()
-        except ImportError as exc:
-            skipped.append(f"{name} ({package} not installed: {exc.name})")
-            continue
+    for name, df in load_datasets(args.datasets.split(","), DATASETS, skipped):
         r = evaluate(name, df, seeds, args.fit_repeat)
         rows.append(r)
         names.append(name)

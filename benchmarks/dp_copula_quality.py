@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from copula_quality import DATASETS as _BASE_DATASETS
-from copula_quality import sdmetrics_score
+from copula_quality import load_datasets, sdmetrics_score
 
 
 def load_fair():
@@ -134,13 +134,7 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     skipped = []
-    for name in args.datasets.split(","):
-        loader, package = DATASETS[name]
-        try:
-            df = loader()
-        except ImportError as exc:
-            skipped.append(f"{name} ({package} not installed: {exc.name})")
-            continue
+    for name, df in load_datasets(args.datasets.split(","), DATASETS, skipped):
         res, fit_s = evaluate(df, epsilons, args.fits, args.delta)
         cells = "".join(f"{np.mean(res[c]):>8.4f} [{min(res[c]):.3f},{max(res[c]):.3f}]"
                         for c in cols)

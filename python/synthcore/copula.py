@@ -176,6 +176,17 @@ _SAVED_FIELDS = ("name", "kind", "dtype", "null_rate", "value_dim", "null_dim", 
                  "marginal", "params", "z_lo", "z_hi", "tz", "round_mode", "round_q")
 
 
+def _read_fit_table(table, column_kinds):
+    """(columns, rows) of a table to fit on; an empty table is an error."""
+    cols = read_table(table, column_kinds)
+    if not cols:
+        raise ValueError("the table has no columns")
+    n = cols[0].values.shape[0]
+    if n == 0:
+        raise ValueError("the table has no rows")
+    return cols, n
+
+
 def _null_level_codes(codes, levels):
     """Codes of a categorical with a null level (SDV's missing-value category): that
     level becomes null (-1), the levels after it move down by one."""
@@ -240,12 +251,7 @@ class GaussianCopula:
 
     def fit(self, table) -> "GaussianCopula":
         """Fit on a pandas/polars DataFrame, a pyarrow Table or a dict of arrays."""
-        cols = read_table(table, self.column_kinds)
-        if not cols:
-            raise ValueError("the table has no columns")
-        n = cols[0].values.shape[0]
-        if n == 0:
-            raise ValueError("the table has no rows")
+        cols, n = _read_fit_table(table, self.column_kinds)
         unknown = set(self.marginals) - {c.name for c in cols}
         if unknown:
             raise ValueError(f"marginals names columns not in the table: {sorted(unknown)}")

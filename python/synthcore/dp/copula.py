@@ -35,8 +35,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..copula import DEFAULT_KNOTS, Z_LIMIT, ColumnModel, GaussianCopula, \
-    _nearest_correlation, _normal_cdf, _normal_ppf
-from .._table import TableColumn, read_table
+    _nearest_correlation, _normal_cdf, _normal_ppf, _read_fit_table
+from .._table import TableColumn
 from . import accounting
 from ._generator import SecureGenerator
 from .accounting import Accountant, BudgetExceededError, PrivacyCost
@@ -258,12 +258,7 @@ class DPGaussianCopula(GaussianCopula):
 
     def fit(self, table) -> "DPGaussianCopula":
         """Fit with differential privacy; see the class docstring for what is released."""
-        cols = read_table(table, self.column_kinds)
-        if not cols:
-            raise ValueError("the table has no columns")
-        n = cols[0].values.shape[0]
-        if n == 0:
-            raise ValueError("the table has no rows")
+        cols, n = _read_fit_table(table, self.column_kinds)
         specs = self._column_specs(cols)
         m = len(cols)
         value_cols = [s for s in specs if s["n_values"] >= 2]
