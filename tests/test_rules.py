@@ -1,5 +1,6 @@
 """Rules: parser fuzzing, typed random expressions on every backend against a plain
 Python oracle, API behaviour (evaluate / filter / report / derived columns)."""
+import ast
 import math
 
 import numpy as np
@@ -419,6 +420,42 @@ def test_fused_cpu_paths_match_numpy():
     assert a.counts.min() >= 0 and a.counts.max() > 0
     assert np.array_equal(np.asarray(a.derived["shared"]), np.asarray(b.derived["shared"]))
     assert np.array_equal(_float_bits(a.derived["h"]), _float_bits(b.derived["h"]))
+
+
+def test_in_set_cpu_paths_match_numpy():
+    # the cpu evaluator tests an int set of values in [0, 64) as one bit per value and
+    # other sets value by value: boundaries of the bit range, values far outside it
+    # (shifts must not wrap), nulls, both fused with a rule and as a plain boolean
+    rng = np.random.default_rng(12)
+    n = 10_007
+    vals = rng.integers(-70, 135, n)
+    vals[rng.random(n) < 0.05] = 64 + 63          # same low six bits as 63
+    vals[rng.random(n) < 0.02] = 2**62 + 5        # same low six bits as 5
+    vals[rng.random(n) < 0.02] = -(2**63) + 1     # most negative non-null int
+    i = np.ma.MaskedArray(vals, mask=rng.random(n) < 0.1)
+    f = vals.astype(float)
+    f[rng.random(n) < 0.1] = np.nan
+    table = {"i": i, "f": f}
+    sets = ["(0, 63)", "(1, 2, 3, 5, 8)", "(63)", "(0)", "(64, 1)", "(-1, 5)", "(127, 3)",
+            "(5, 5, 5)"]
+    texts = []
+    for k, s in enumerate(sets):
+        texts += [f"i in {s}", f"i not in {s}", f"in{k} := i in {s}",
+                  f"i in {s} or f > 100.0", f"f in {s.replace(')', '.0)').replace(', ', '.0, ')}"]
+    rules = Rules(texts)
+    a, b = rules.evaluate(table, backend="numpy"), rules.evaluate(table, backend="cpu")
+    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.counts, b.counts)
+    assert a.counts.min() >= 0 and a.counts.max() > 0
+    for k in range(len(sets)):
+        got, want = b.derived[f"in{k}"], a.derived[f"in{k}"]
+        assert np.array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(want))
+        assert np.array_equal(np.ma.filled(got, False), np.ma.filled(want, False))
+    # against plain Python on the unmasked rows
+    for k, s in enumerate(sets):
+        members = set(ast.literal_eval("[" + s[1:-1] + "]"))
+        expect = np.array([v in members for v in vals])
+        got = np.ma.filled(b.derived[f"in{k}"], False)
+        assert np.array_equal(got[~i.mask], expect[~i.mask])
 
 
 def test_malformed_programs_are_refused_by_the_native_evaluator():

@@ -77,7 +77,38 @@ enum Fused : int32_t {
   X_IN_F_RULE,       // rule c over a in pool[b : b + sub]
   X_IN_I_RULE,
   X_FBIN_K,          // dst = a (+ - * /) kf       sub = 0 ADD 1 SUB 2 MUL 3 DIV
+  X_IN_BITS,         // dst = a in set, the set being the bits of ki (values 0..63 only)
+  X_IN_BITS_RULE,    // rule c over a in bits ki
 };
+
+// Is every value of the int set in [0, 64)? Then `x in set` is one bit test
+// (vectorises), with bit v of *bits set for each value v.
+bool small_int_set(const int64_t* set, int size, int64_t* bits) {
+  uint64_t b = 0;
+  for (int k = 0; k < size; ++k) {
+    if (set[k] < 0 || set[k] >= 64) return false;
+    b |= uint64_t{1} << set[k];
+  }
+  *bits = static_cast<int64_t>(b);
+  return true;
+}
+
+// hit[i] = 1 when x[i] equals some value of the set: the set is the outer loop so the
+// loop over rows vectorises (one compare per row and value, as the scalar form).
+template <class T>
+SC_ALWAYS_INLINE void in_set_hits(const T* x, size_t m, const T* set, int size, uint8_t* hit) {
+  for (size_t i = 0; i < m; ++i) hit[i] = 0;
+  for (int k = 0; k < size; ++k) {
+    const T v = set[k];
+    for (size_t i = 0; i < m; ++i) hit[i] |= uint8_t(x[i] == v);
+  }
+}
+
+// Bit test of x against a set of values in [0, 64): x outside that range (null included)
+// is not in it.
+SC_ALWAYS_INLINE bool in_bits(int64_t x, uint64_t bits) {
+  return (static_cast<uint64_t>(x) < 64) & ((bits >> (static_cast<uint64_t>(x) & 63)) & 1);
+}
 
 struct Ins {
   int op, dst, a, b, c, sub;
@@ -155,6 +186,14 @@ std::vector<Ins> lower(const RuleProgram& p) {
       }
       // (a comparison of two registers that does not feed a rule stays as it is)
       if (!k && !feeds_rule) x = Ins{ins[0], ins[1], ins[2], ins[3], ins[4], 0, 0.0, 0};
+    } else if (x.op == IN_I && small_int_set(p.const_i64 + x.b, x.c, &x.ki)) {
+      if (feeds_rule) {
+        x.op = X_IN_BITS_RULE;
+        x.c = next[4];
+        ++pc;
+      } else {
+        x.op = X_IN_BITS;
+      }
     } else if ((x.op == IN_F || x.op == IN_I) && feeds_rule) {
       x.op = x.op == IN_F ? X_IN_F_RULE : X_IN_I_RULE;
       x.sub = ins[4];  // set size
@@ -187,6 +226,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
     if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), kBlock, p.const_i64[b]);
     if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), kBlock, uint8_t(b));
   }
+  std::vector<uint8_t> hit_storage(kBlock);
+  uint8_t* hit = hit_storage.data();  // `in` results before they become bools
   void* const* P = ptr.data();
   const Ins* lcode = lowered.data();
   const size_t n_lowered = lowered.size();
@@ -334,11 +375,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           const double* x = R<double>(P, a);
           const double* set = p.const_f64 + b;
           uint8_t* o = static_cast<uint8_t*>(out);
-          for (size_t i = 0; i < m; ++i) {
-            bool hit = false;
-            for (int k = 0; k < c; ++k) hit |= x[i] == set[k];
-            o[i] = cmp3(hit, f_null(x[i]));
-          }
+          in_set_hits(x, m, set, c, hit);
+          for (size_t i = 0; i < m; ++i) o[i] = cmp3(hit[i], f_null(x[i]));
           ptr[dst] = out;
           break;
         }
@@ -346,11 +384,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           const int64_t* x = R<int64_t>(P, a);
           const int64_t* set = p.const_i64 + b;
           uint8_t* o = static_cast<uint8_t*>(out);
-          for (size_t i = 0; i < m; ++i) {
-            bool hit = false;
-            for (int k = 0; k < c; ++k) hit |= x[i] == set[k];
-            o[i] = cmp3(hit, x[i] == kIntNull);
-          }
+          in_set_hits(x, m, set, c, hit);
+          for (size_t i = 0; i < m; ++i) o[i] = cmp3(hit[i], x[i] == kIntNull);
           ptr[dst] = out;
           break;
         }
@@ -477,19 +512,13 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           if (op == X_IN_F_RULE) {
             const double* x = R<double>(P, a);
             const double* set = p.const_f64 + b;
-            RULE_LOOP(([&] {
-              bool hit = false;
-              for (int k = 0; k < size; ++k) hit |= x[i] == set[k];
-              return !hit & !f_null(x[i]);
-            }()))
+            in_set_hits(x, m, set, size, hit);
+            RULE_LOOP(!hit[i] & !f_null(x[i]))
           } else {
             const int64_t* x = R<int64_t>(P, a);
             const int64_t* set = p.const_i64 + b;
-            RULE_LOOP(([&] {
-              bool hit = false;
-              for (int k = 0; k < size; ++k) hit |= x[i] == set[k];
-              return !hit & (x[i] != kIntNull);
-            }()))
+            in_set_hits(x, m, set, size, hit);
+            RULE_LOOP(!hit[i] & (x[i] != kIntNull))
           }
           break;
         }
@@ -504,6 +533,20 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
             default: for (size_t i = 0; i < m; ++i) o[i] = x[i] / k; break;
           }
           ptr[dst] = out;
+          break;
+        }
+        case X_IN_BITS: {
+          const int64_t* x = R<int64_t>(P, a);
+          const uint64_t bits = static_cast<uint64_t>(L.ki);
+          uint8_t* o = static_cast<uint8_t*>(out);
+          for (size_t i = 0; i < m; ++i) o[i] = cmp3(in_bits(x[i], bits), x[i] == kIntNull);
+          ptr[dst] = out;
+          break;
+        }
+        case X_IN_BITS_RULE: {
+          const int64_t* x = R<int64_t>(P, a);
+          const uint64_t bits = static_cast<uint64_t>(L.ki);
+          RULE_LOOP(!in_bits(x[i], bits) & (x[i] != kIntNull))
           break;
         }
 #undef CMP_CASES
