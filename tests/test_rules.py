@@ -2,6 +2,7 @@
 Python oracle, API behaviour (evaluate / filter / report / derived columns)."""
 import ast
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -334,6 +335,10 @@ def test_evaluate_filter_report(backend, orders):
     assert res.derived["label"].tolist() == ["US", "CA", "US", None, "FR"]
     kept = r.filter(orders, backend=backend)
     assert list(kept.index) == [0, 2, 3] and "total" in kept.columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept["price"] = -1.0      # a frame of its own: no warning, the input unchanged
+    assert not (orders["price"] == -1.0).any()
     report = r.report(orders, backend=backend)
     assert report.n_valid == 3 and report.n_rows == 5
     assert "3 of 5 rows" in str(report)
