@@ -463,6 +463,20 @@ def test_in_set_cpu_paths_match_numpy():
         assert np.array_equal(got[~i.mask], expect[~i.mask])
 
 
+def test_cpu_matches_numpy_across_block_boundaries():
+    # the cpu evaluator runs blocks of 8,192 rows with registers sized to the piece:
+    # empty, short and just-over-a-block tables, constants and derived columns
+    r = Rules(["a > 0.1", "d in (1, 2)", "d not in (-1, 70)", "x := a * 2.0 + 1.0"])
+    for n in (0, 1, 7, 8191, 8192, 8193, 3 * 8192 + 5):
+        t = {"a": np.linspace(0, 1, n), "d": np.arange(n) % 5 - 1}
+        a, b = r.evaluate(t, backend="numpy"), r.evaluate(t, backend="cpu")
+        assert len(b.mask) == n
+        assert np.array_equal(a.mask, b.mask) and np.array_equal(a.counts, b.counts)
+        assert np.array_equal(_float_bits(a.derived["x"]), _float_bits(b.derived["x"]))
+        if n > 10:
+            assert 0 < b.counts[1] < n
+
+
 def test_malformed_programs_are_refused_by_the_native_evaluator():
     r = Rules(["a > 1"])
     program, columns, n = r.bind({"a": np.ones(4)})

@@ -220,20 +220,22 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
                           const RuleData& d, size_t first, size_t last, uint8_t* mask,
                           int64_t* counts) {
   const int nr = p.n_registers;
-  std::vector<uint64_t> storage(static_cast<size_t>(nr) * kBlock);
+  // registers as long as the longest block of this piece (a short table needs less)
+  const size_t span = std::min(kBlock, last - first);
+  std::vector<uint64_t> storage(static_cast<size_t>(nr) * span);
   std::vector<void*> ptr(nr);
   std::vector<void*> buf(nr);
-  for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * kBlock;
+  for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * span;
   const int32_t* code = p.code;
   // constants: their registers are never reused, fill them once
   for (size_t pc = 0; pc < p.n_instr; ++pc) {
     const int32_t* ins = code + 5 * pc;
     const int op = ins[0], dst = ins[1], b = ins[3];
-    if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), kBlock, p.const_f64[b]);
-    if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), kBlock, p.const_i64[b]);
-    if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), kBlock, uint8_t(b));
+    if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), span, p.const_f64[b]);
+    if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), span, p.const_i64[b]);
+    if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), span, uint8_t(b));
   }
-  std::vector<uint8_t> hit_storage(kBlock);
+  std::vector<uint8_t> hit_storage(span);
   uint8_t* hit = hit_storage.data();  // `in` results before they become bools
   void* const* P = ptr.data();
   const Ins* lcode = lowered.data();
