@@ -404,14 +404,19 @@ def test_in_place_register_reuse_never_widens_over_unread_operands():
 
 def test_fused_cpu_paths_match_numpy():
     # the cpu evaluator fuses comparisons with constants, comparisons and 'in' feeding a
-    # rule, and arithmetic with a constant: every operator, constant on either side,
-    # nulls, a comparison shared by a rule and a derived column
+    # rule (a float one as the opposite ordered comparison), and arithmetic with a
+    # constant: every operator, constant on either side, nulls and infinities on both
+    # sides, a comparison shared by a rule and a derived column
     rng = np.random.default_rng(11)
     n = 10_007
     f = rng.integers(-3, 4, n).astype(float)
     f[rng.random(n) < 0.1] = np.nan
+    f[rng.random(n) < 0.03] = np.inf
+    f[rng.random(n) < 0.03] = -np.inf
     i = np.ma.MaskedArray(rng.integers(-3, 4, n), mask=rng.random(n) < 0.1)
-    table = {"f": f, "i": i, "g": rng.integers(-3, 4, n).astype(float)}
+    g = rng.integers(-3, 4, n).astype(float)
+    g[rng.random(n) < 0.05] = np.nan
+    table = {"f": f, "i": i, "g": g}
     texts = []
     for op in ("=", "!=", "<", "<=", ">", ">="):
         texts += [f"f {op} 1.0", f"1.0 {op} f", f"i {op} 1", f"-1 {op} i", f"f {op} g",

@@ -467,6 +467,18 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
     }                                                           \
     counts[c] += violated;                                      \
   }
+// A float comparison is false (its rule violated) exactly when the opposite ordered
+// comparison is true: both are false when an operand is NaN (null), so one compare per
+// row does what `!(x cmp y) & !null` does.
+#define F_VIOLATED_CASES(LOOP, X, Y)                              \
+  switch (L.sub) {                                                \
+    case 0: LOOP(((X) < (Y)) | ((X) > (Y))) break;  /* = */        \
+    case 1: LOOP((X) == (Y)) break;                 /* != */       \
+    case 2: LOOP((X) >= (Y)) break;                 /* < */        \
+    case 3: LOOP((X) > (Y)) break;                  /* <= */       \
+    case 4: LOOP((X) <= (Y)) break;                 /* > */        \
+    default: LOOP((X) < (Y)) break;                 /* >= */       \
+  }
         case X_FCMP_K: {
           const double* x = R<double>(P, a);
           const double k = L.kf;
@@ -490,8 +502,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
         case X_FCMP_K_RULE: {
           const double* x = R<double>(P, a);
           const double k = L.kf;
-#define BODY(cmp) RULE_LOOP(!(x[i] cmp k) & !f_null(x[i]))
-          CMP_CASES(BODY)
+#define BODY(X, Y) F_VIOLATED_CASES(RULE_LOOP, X, Y)
+          BODY(x[i], k)
 #undef BODY
           break;
         }
@@ -506,8 +518,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
         case X_FCMP_RULE: {
           const double* x = R<double>(P, a);
           const double* y = R<double>(P, b);
-#define BODY(cmp) RULE_LOOP(!(x[i] cmp y[i]) & !(f_null(x[i]) | f_null(y[i])))
-          CMP_CASES(BODY)
+#define BODY(X, Y) F_VIOLATED_CASES(RULE_LOOP, X, Y)
+          BODY(x[i], y[i])
 #undef BODY
           break;
         }
@@ -564,6 +576,7 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           break;
         }
 #undef CMP_CASES
+#undef F_VIOLATED_CASES
 #undef RULE_LOOP
         default:
           break;
