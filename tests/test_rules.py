@@ -1,6 +1,8 @@
 """Rules: parser fuzzing, typed random expressions on every backend against a plain
 Python oracle, API behaviour (evaluate / filter / report / derived columns)."""
+import ast
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -333,6 +335,10 @@ def test_evaluate_filter_report(backend, orders):
     assert res.derived["label"].tolist() == ["US", "CA", "US", None, "FR"]
     kept = r.filter(orders, backend=backend)
     assert list(kept.index) == [0, 2, 3] and "total" in kept.columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept["price"] = -1.0      # a frame of its own: no warning, the input unchanged
+    assert not (orders["price"] == -1.0).any()
     report = r.report(orders, backend=backend)
     assert report.n_valid == 3 and report.n_rows == 5
     assert "3 of 5 rows" in str(report)
@@ -398,14 +404,19 @@ def test_in_place_register_reuse_never_widens_over_unread_operands():
 
 def test_fused_cpu_paths_match_numpy():
     # the cpu evaluator fuses comparisons with constants, comparisons and 'in' feeding a
-    # rule, and arithmetic with a constant: every operator, constant on either side,
-    # nulls, a comparison shared by a rule and a derived column
+    # rule (a float one as the opposite ordered comparison), and arithmetic with a
+    # constant: every operator, constant on either side, nulls and infinities on both
+    # sides, a comparison shared by a rule and a derived column
     rng = np.random.default_rng(11)
     n = 10_007
     f = rng.integers(-3, 4, n).astype(float)
     f[rng.random(n) < 0.1] = np.nan
+    f[rng.random(n) < 0.03] = np.inf
+    f[rng.random(n) < 0.03] = -np.inf
     i = np.ma.MaskedArray(rng.integers(-3, 4, n), mask=rng.random(n) < 0.1)
-    table = {"f": f, "i": i, "g": rng.integers(-3, 4, n).astype(float)}
+    g = rng.integers(-3, 4, n).astype(float)
+    g[rng.random(n) < 0.05] = np.nan
+    table = {"f": f, "i": i, "g": g}
     texts = []
     for op in ("=", "!=", "<", "<=", ">", ">="):
         texts += [f"f {op} 1.0", f"1.0 {op} f", f"i {op} 1", f"-1 {op} i", f"f {op} g",
@@ -419,6 +430,56 @@ def test_fused_cpu_paths_match_numpy():
     assert a.counts.min() >= 0 and a.counts.max() > 0
     assert np.array_equal(np.asarray(a.derived["shared"]), np.asarray(b.derived["shared"]))
     assert np.array_equal(_float_bits(a.derived["h"]), _float_bits(b.derived["h"]))
+
+
+def test_in_set_cpu_paths_match_numpy():
+    # the cpu evaluator tests an int set of values in [0, 64) as one bit per value and
+    # other sets value by value: boundaries of the bit range, values far outside it
+    # (shifts must not wrap), nulls, both fused with a rule and as a plain boolean
+    rng = np.random.default_rng(12)
+    n = 10_007
+    vals = rng.integers(-70, 135, n)
+    vals[rng.random(n) < 0.05] = 64 + 63          # same low six bits as 63
+    vals[rng.random(n) < 0.02] = 2**62 + 5        # same low six bits as 5
+    vals[rng.random(n) < 0.02] = -(2**63) + 1     # most negative non-null int
+    i = np.ma.MaskedArray(vals, mask=rng.random(n) < 0.1)
+    f = vals.astype(float)
+    f[rng.random(n) < 0.1] = np.nan
+    table = {"i": i, "f": f}
+    sets = ["(0, 63)", "(1, 2, 3, 5, 8)", "(63)", "(0)", "(64, 1)", "(-1, 5)", "(127, 3)",
+            "(5, 5, 5)"]
+    texts = []
+    for k, s in enumerate(sets):
+        texts += [f"i in {s}", f"i not in {s}", f"in{k} := i in {s}",
+                  f"i in {s} or f > 100.0", f"f in {s.replace(')', '.0)').replace(', ', '.0, ')}"]
+    rules = Rules(texts)
+    a, b = rules.evaluate(table, backend="numpy"), rules.evaluate(table, backend="cpu")
+    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.counts, b.counts)
+    assert a.counts.min() >= 0 and a.counts.max() > 0
+    for k in range(len(sets)):
+        got, want = b.derived[f"in{k}"], a.derived[f"in{k}"]
+        assert np.array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(want))
+        assert np.array_equal(np.ma.filled(got, False), np.ma.filled(want, False))
+    # against plain Python on the unmasked rows
+    for k, s in enumerate(sets):
+        members = set(ast.literal_eval("[" + s[1:-1] + "]"))
+        expect = np.array([v in members for v in vals])
+        got = np.ma.filled(b.derived[f"in{k}"], False)
+        assert np.array_equal(got[~i.mask], expect[~i.mask])
+
+
+def test_cpu_matches_numpy_across_block_boundaries():
+    # the cpu evaluator runs blocks of 8,192 rows with registers sized to the piece:
+    # empty, short and just-over-a-block tables, constants and derived columns
+    r = Rules(["a > 0.1", "d in (1, 2)", "d not in (-1, 70)", "x := a * 2.0 + 1.0"])
+    for n in (0, 1, 7, 8191, 8192, 8193, 3 * 8192 + 5):
+        t = {"a": np.linspace(0, 1, n), "d": np.arange(n) % 5 - 1}
+        a, b = r.evaluate(t, backend="numpy"), r.evaluate(t, backend="cpu")
+        assert len(b.mask) == n
+        assert np.array_equal(a.mask, b.mask) and np.array_equal(a.counts, b.counts)
+        assert np.array_equal(_float_bits(a.derived["x"]), _float_bits(b.derived["x"]))
+        if n > 10:
+            assert 0 < b.counts[1] < n
 
 
 def test_malformed_programs_are_refused_by_the_native_evaluator():

@@ -30,7 +30,9 @@ const char* const kOpNames[kNumOps] = {
 
 namespace {
 
-constexpr size_t kBlock = 2048;
+// 8,192 rows: measured fastest on the benchmark (2,048 was ~20% slower; longer runs
+// per column stream better, and the registers, 64 KiB each, still sit in L2).
+constexpr size_t kBlock = 8192;
 
 // Which of a, b, c are register operands, and whether the op writes dst.
 struct OpShape {
@@ -77,7 +79,43 @@ enum Fused : int32_t {
   X_IN_F_RULE,       // rule c over a in pool[b : b + sub]
   X_IN_I_RULE,
   X_FBIN_K,          // dst = a (+ - * /) kf       sub = 0 ADD 1 SUB 2 MUL 3 DIV
+  X_IN_BITS,         // dst = a in set, the set being the bits of ki (values 0..63 only)
+  X_IN_BITS_RULE,    // rule c over a in bits ki
 };
+
+// Is every value of the int set in [0, 64)? Then `x in set` is one bit test
+// (vectorises), with bit v of *bits set for each value v.
+bool small_int_set(const int64_t* set, int size, int64_t* bits) {
+  uint64_t b = 0;
+  for (int k = 0; k < size; ++k) {
+    if (set[k] < 0 || set[k] >= 64) return false;
+    b |= uint64_t{1} << set[k];
+  }
+  *bits = static_cast<int64_t>(b);
+  return true;
+}
+
+// hit[i] = 1 when x[i] equals some value of the set: the set is the outer loop so the
+// loop over rows vectorises (one compare per row and value, as the scalar form).
+template <class T>
+SC_ALWAYS_INLINE void in_set_hits(const T* x, size_t m, const T* set, int size, uint8_t* hit) {
+  for (size_t i = 0; i < m; ++i) hit[i] = 0;
+  for (int k = 0; k < size; ++k) {
+    const T v = set[k];
+    for (size_t i = 0; i < m; ++i) hit[i] |= uint8_t(x[i] == v);
+  }
+}
+
+// hit[i] = 1 when x[i] is in the set of values in [0, 64) whose bits are `bits`; x
+// outside that range (null included) is not. Its own loop, written so that GCC
+// vectorises it (the shift inside a rule loop keeps it scalar).
+SC_ALWAYS_INLINE void in_bits_hits(const int64_t* __restrict x, size_t m, uint64_t bits,
+                                   uint8_t* __restrict hit) {
+  for (size_t i = 0; i < m; ++i) {
+    const uint64_t ux = static_cast<uint64_t>(x[i]);
+    hit[i] = uint8_t((ux < 64 ? bits >> ux : 0) & 1);
+  }
+}
 
 struct Ins {
   int op, dst, a, b, c, sub;
@@ -155,6 +193,14 @@ std::vector<Ins> lower(const RuleProgram& p) {
       }
       // (a comparison of two registers that does not feed a rule stays as it is)
       if (!k && !feeds_rule) x = Ins{ins[0], ins[1], ins[2], ins[3], ins[4], 0, 0.0, 0};
+    } else if (x.op == IN_I && small_int_set(p.const_i64 + x.b, x.c, &x.ki)) {
+      if (feeds_rule) {
+        x.op = X_IN_BITS_RULE;
+        x.c = next[4];
+        ++pc;
+      } else {
+        x.op = X_IN_BITS;
+      }
     } else if ((x.op == IN_F || x.op == IN_I) && feeds_rule) {
       x.op = x.op == IN_F ? X_IN_F_RULE : X_IN_I_RULE;
       x.sub = ins[4];  // set size
@@ -174,19 +220,23 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
                           const RuleData& d, size_t first, size_t last, uint8_t* mask,
                           int64_t* counts) {
   const int nr = p.n_registers;
-  std::vector<uint64_t> storage(static_cast<size_t>(nr) * kBlock);
+  // registers as long as the longest block of this piece (a short table needs less)
+  const size_t span = std::min(kBlock, last - first);
+  std::vector<uint64_t> storage(static_cast<size_t>(nr) * span);
   std::vector<void*> ptr(nr);
   std::vector<void*> buf(nr);
-  for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * kBlock;
+  for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * span;
   const int32_t* code = p.code;
   // constants: their registers are never reused, fill them once
   for (size_t pc = 0; pc < p.n_instr; ++pc) {
     const int32_t* ins = code + 5 * pc;
     const int op = ins[0], dst = ins[1], b = ins[3];
-    if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), kBlock, p.const_f64[b]);
-    if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), kBlock, p.const_i64[b]);
-    if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), kBlock, uint8_t(b));
+    if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), span, p.const_f64[b]);
+    if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), span, p.const_i64[b]);
+    if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), span, uint8_t(b));
   }
+  std::vector<uint8_t> hit_storage(span);
+  uint8_t* hit = hit_storage.data();  // `in` results before they become bools
   void* const* P = ptr.data();
   const Ins* lcode = lowered.data();
   const size_t n_lowered = lowered.size();
@@ -334,11 +384,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           const double* x = R<double>(P, a);
           const double* set = p.const_f64 + b;
           uint8_t* o = static_cast<uint8_t*>(out);
-          for (size_t i = 0; i < m; ++i) {
-            bool hit = false;
-            for (int k = 0; k < c; ++k) hit |= x[i] == set[k];
-            o[i] = cmp3(hit, f_null(x[i]));
-          }
+          in_set_hits(x, m, set, c, hit);
+          for (size_t i = 0; i < m; ++i) o[i] = cmp3(hit[i], f_null(x[i]));
           ptr[dst] = out;
           break;
         }
@@ -346,11 +393,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           const int64_t* x = R<int64_t>(P, a);
           const int64_t* set = p.const_i64 + b;
           uint8_t* o = static_cast<uint8_t*>(out);
-          for (size_t i = 0; i < m; ++i) {
-            bool hit = false;
-            for (int k = 0; k < c; ++k) hit |= x[i] == set[k];
-            o[i] = cmp3(hit, x[i] == kIntNull);
-          }
+          in_set_hits(x, m, set, c, hit);
+          for (size_t i = 0; i < m; ++i) o[i] = cmp3(hit[i], x[i] == kIntNull);
           ptr[dst] = out;
           break;
         }
@@ -410,15 +454,30 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
     case 2: BODY(<) break; case 3: BODY(<=) break;              \
     case 4: BODY(>) break; default: BODY(>=) break;             \
   }
+// (restrict: the uint8 mask could alias the operands, which keeps GCC from
+// vectorising; a 32-bit count suffices for one block)
 #define RULE_LOOP(VIOLATED)                                     \
   {                                                             \
-    int64_t violated = 0;                                       \
+    uint8_t* __restrict mr = mk;                                \
+    uint32_t violated = 0;                                      \
     for (size_t i = 0; i < m; ++i) {                            \
-      const uint8_t v = uint8_t(VIOLATED);                      \
+      const uint32_t v = uint32_t(VIOLATED);                    \
       violated += v;                                            \
-      mk[i] &= uint8_t(v ^ 1);                                  \
+      mr[i] &= uint8_t(v ^ 1);                                  \
     }                                                           \
     counts[c] += violated;                                      \
+  }
+// A float comparison is false (its rule violated) exactly when the opposite ordered
+// comparison is true: both are false when an operand is NaN (null), so one compare per
+// row does what `!(x cmp y) & !null` does.
+#define F_VIOLATED_CASES(LOOP, X, Y)                              \
+  switch (L.sub) {                                                \
+    case 0: LOOP(((X) < (Y)) | ((X) > (Y))) break;  /* = */        \
+    case 1: LOOP((X) == (Y)) break;                 /* != */       \
+    case 2: LOOP((X) >= (Y)) break;                 /* < */        \
+    case 3: LOOP((X) > (Y)) break;                  /* <= */       \
+    case 4: LOOP((X) <= (Y)) break;                 /* > */        \
+    default: LOOP((X) < (Y)) break;                 /* >= */       \
   }
         case X_FCMP_K: {
           const double* x = R<double>(P, a);
@@ -443,8 +502,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
         case X_FCMP_K_RULE: {
           const double* x = R<double>(P, a);
           const double k = L.kf;
-#define BODY(cmp) RULE_LOOP(!(x[i] cmp k) & !f_null(x[i]))
-          CMP_CASES(BODY)
+#define BODY(X, Y) F_VIOLATED_CASES(RULE_LOOP, X, Y)
+          BODY(x[i], k)
 #undef BODY
           break;
         }
@@ -459,8 +518,8 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
         case X_FCMP_RULE: {
           const double* x = R<double>(P, a);
           const double* y = R<double>(P, b);
-#define BODY(cmp) RULE_LOOP(!(x[i] cmp y[i]) & !(f_null(x[i]) | f_null(y[i])))
-          CMP_CASES(BODY)
+#define BODY(X, Y) F_VIOLATED_CASES(RULE_LOOP, X, Y)
+          BODY(x[i], y[i])
 #undef BODY
           break;
         }
@@ -477,19 +536,13 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           if (op == X_IN_F_RULE) {
             const double* x = R<double>(P, a);
             const double* set = p.const_f64 + b;
-            RULE_LOOP(([&] {
-              bool hit = false;
-              for (int k = 0; k < size; ++k) hit |= x[i] == set[k];
-              return !hit & !f_null(x[i]);
-            }()))
+            in_set_hits(x, m, set, size, hit);
+            RULE_LOOP(!hit[i] & !f_null(x[i]))
           } else {
             const int64_t* x = R<int64_t>(P, a);
             const int64_t* set = p.const_i64 + b;
-            RULE_LOOP(([&] {
-              bool hit = false;
-              for (int k = 0; k < size; ++k) hit |= x[i] == set[k];
-              return !hit & (x[i] != kIntNull);
-            }()))
+            in_set_hits(x, m, set, size, hit);
+            RULE_LOOP(!hit[i] & (x[i] != kIntNull))
           }
           break;
         }
@@ -506,7 +559,24 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
           ptr[dst] = out;
           break;
         }
+        case X_IN_BITS: {
+          const int64_t* x = R<int64_t>(P, a);
+          const uint64_t bits = static_cast<uint64_t>(L.ki);
+          uint8_t* o = static_cast<uint8_t*>(out);
+          in_bits_hits(x, m, bits, hit);
+          for (size_t i = 0; i < m; ++i) o[i] = cmp3(hit[i], x[i] == kIntNull);
+          ptr[dst] = out;
+          break;
+        }
+        case X_IN_BITS_RULE: {
+          const int64_t* x = R<int64_t>(P, a);
+          const uint64_t bits = static_cast<uint64_t>(L.ki);
+          in_bits_hits(x, m, bits, hit);
+          RULE_LOOP(!hit[i] & (x[i] != kIntNull))
+          break;
+        }
 #undef CMP_CASES
+#undef F_VIOLATED_CASES
 #undef RULE_LOOP
         default:
           break;
@@ -571,7 +641,7 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
   const size_t n_blocks = (n + kBlock - 1) / kBlock;
   std::mutex lock;
   const std::vector<Ins> lowered = lower(p);
-  parallel_for(n_blocks, num_threads, 16, [&](size_t b0, size_t b1) {
+  parallel_for(n_blocks, num_threads, 4, [&](size_t b0, size_t b1) {
     std::vector<int64_t> local(std::max(p.n_rules, 1), 0);
     run_blocks(p, lowered, d, b0 * kBlock, std::min(n, b1 * kBlock), mask, local.data());
     std::lock_guard<std::mutex> g(lock);

@@ -308,7 +308,9 @@ class Rules:
             out.update(derived)
             return out
         if module.startswith("pandas"):
-            out = table.loc[mask].copy()
+            # take() returns a new frame, as loc[mask].copy() does, in one gather
+            # instead of two (it is most of filter's time on large frames)
+            out = table.take(np.flatnonzero(mask))
             for k, v in derived.items():
                 out[k] = v
             return out
