@@ -10,6 +10,7 @@
 #include <string>
 
 #include "copula.cuh"
+#include "launch.cuh"
 #include "synthcore/copula.hpp"
 
 namespace synthcore::cuda {
@@ -160,23 +161,11 @@ __global__ void map_kernel(Plan p, const double* z_all, void* const* outputs, ui
   }
 }
 
-unsigned grid_for(uint64_t n) {
-  const uint64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < (1u << 20) ? (blocks ? blocks : 1) : (1u << 20));
-}
-
 void check(const char* what, int d) {
   if (d > kCopulaMaxDims)
     throw std::invalid_argument(std::string(what) + ": the CUDA kernel supports up to " +
                                 std::to_string(kCopulaMaxDims) + " latent dims, the model has " +
                                 std::to_string(d));
-}
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("synthcore CUDA kernel ") + what +
-                             " failed to launch: " + cudaGetErrorString(err));
 }
 
 }  // namespace
@@ -185,7 +174,8 @@ void copula_sample(const DevicePlan& plan, uintptr_t outputs, size_t n, uint32_t
                    uint32_t key1, uint64_t stream, uint64_t row_offset, uintptr_t cuda_stream) {
   check("copula_sample", plan.d);
   if (n == 0 || plan.d == 0) return;
-  sample_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+  sample_kernel<<<grid_for(n, kThreads), kThreads, 0,
+      reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       device_plan(plan), reinterpret_cast<void* const*>(outputs), n, PhiloxKey{key0, key1},
       stream, row_offset);
   check_launch("copula_sample");
@@ -195,7 +185,8 @@ void copula_map(const DevicePlan& plan, uintptr_t z, uintptr_t outputs, size_t n
                 uintptr_t cuda_stream) {
   check("copula_map", plan.d);
   if (n == 0 || plan.d == 0) return;
-  map_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+  map_kernel<<<grid_for(n, kThreads), kThreads, 0,
+      reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       device_plan(plan), reinterpret_cast<const double*>(z),
       reinterpret_cast<void* const*>(outputs), n);
   check_launch("copula_map");

@@ -4,10 +4,8 @@
 // output is the CPU's bit for bit.
 #include <cuda_runtime.h>
 
-#include <stdexcept>
-#include <string>
-
 #include "dp_noise.cuh"
+#include "launch.cuh"
 
 namespace synthcore::cuda {
 namespace {
@@ -89,18 +87,6 @@ __global__ void rr_kernel(const uint32_t* words, const int64_t* codes, int64_t* 
   }
 }
 
-unsigned grid_for(size_t n) {
-  const uint64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < (1u << 20) ? blocks : (1u << 20));
-}
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("synthcore CUDA kernel ") + what +
-                             " failed to launch: " + cudaGetErrorString(err));
-}
-
 }  // namespace
 
 void integer_noise_from_words(uintptr_t words, int segments, uintptr_t multipliers,
@@ -116,7 +102,8 @@ void integer_noise_from_words(uintptr_t words, int segments, uintptr_t multiplie
                   reinterpret_cast<const int64_t*>(guide_starts),
                   reinterpret_cast<const int32_t*>(guide),
                   reinterpret_cast<const uint64_t*>(t_hi), reinterpret_cast<const uint32_t*>(t_lo)};
-  noise_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+  noise_kernel<<<grid_for(n, kThreads), kThreads, 0,
+      reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       reinterpret_cast<const uint32_t*>(words), tb, reinterpret_cast<const int64_t*>(x),
       reinterpret_cast<int64_t*>(out), n);
   check_launch("integer_noise");
@@ -126,7 +113,8 @@ void randomized_response_from_words(uintptr_t words, uintptr_t codes, uintptr_t 
                                     uint64_t keep_hi, uint32_t keep_lo, uint64_t other_hi,
                                     uint32_t other_lo, uintptr_t cuda_stream) {
   if (n == 0) return;
-  rr_kernel<<<grid_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+  rr_kernel<<<grid_for(n, kThreads), kThreads, 0,
+      reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       reinterpret_cast<const uint32_t*>(words), reinterpret_cast<const int64_t*>(codes),
       reinterpret_cast<int64_t*>(out), n, keep_hi, keep_lo, other_hi, other_lo);
   check_launch("randomized_response");

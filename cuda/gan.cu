@@ -7,10 +7,9 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
-#include <stdexcept>
-#include <string>
 
 #include "gan.cuh"
+#include "launch.cuh"
 #include "synthcore/gan.hpp"
 #include "synthcore/math/log.hpp"
 #include "synthcore/random.hpp"
@@ -19,18 +18,6 @@ namespace synthcore::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("synthcore CUDA kernel ") + what +
-                             " failed to launch: " + cudaGetErrorString(err));
-}
-
-unsigned grid_for(uint64_t items) {
-  const uint64_t blocks = (items + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < (1u << 20) ? (blocks ? blocks : 1) : (1u << 20));
-}
 
 __device__ uint32_t stream_word(rng::PhiloxKey key, uint64_t stream, uint64_t w) {
   uint32_t o[4];
@@ -201,11 +188,12 @@ void gan_prologue(uintptr_t buf, int S, int E, size_t n, uint32_t key0, uint32_t
                   uintptr_t cuda_stream) {
   if (n == 0) return;
   const rng::PhiloxKey key{key0, key1};
-  z_kernel<<<grid_for(static_cast<uint64_t>(n) * E / 4 + 1), kThreads, 0, as_stream(cuda_stream)>>>(
+  z_kernel<<<grid_for(static_cast<uint64_t>(n) * E / 4 + 1, kThreads), kThreads, 0,
+             as_stream(cuda_stream)>>>(
       ptr<float>(buf), S, E, n, key, row0);
   check_launch("gan z");
   if (C > 0) {
-    cond_kernel<<<grid_for(n), kThreads, 0, as_stream(cuda_stream)>>>(
+    cond_kernel<<<grid_for(n, kThreads), kThreads, 0, as_stream(cuda_stream)>>>(
         ptr<int32_t>(cond), n, key, row0, ptr<const double>(cond_cum), C, cond_fixed);
     check_launch("gan cond");
   }
@@ -218,17 +206,17 @@ void gan_hidden_epilogue(uintptr_t y, int ld, uintptr_t b, uintptr_t wc, uintptr
   if (n == 0) return;
   const cudaStream_t s = as_stream(cuda_stream);
   const bool eval = batch_rows == 0;
-  bias_kernel<<<grid_for(static_cast<uint64_t>(n) * w), kThreads, 0, s>>>(
+  bias_kernel<<<grid_for(static_cast<uint64_t>(n) * w, kThreads), kThreads, 0, s>>>(
       ptr<float>(y), ld, ptr<const float>(b), ptr<const float>(wc), ptr<const int32_t>(cond), n,
       w, ptr<float>(buf), S, out_off, eval);
   check_launch("gan bias");
   if (eval) return;
   const uint64_t n_batches = n / batch_rows;
-  bn_stats_kernel<<<grid_for(n_batches * w), kThreads, 0, s>>>(
+  bn_stats_kernel<<<grid_for(n_batches * w, kThreads), kThreads, 0, s>>>(
       ptr<const float>(y), ld, n_batches, batch_rows, w, ptr<const float>(gamma), eps,
       ptr<double>(scratch));
   check_launch("gan bn stats");
-  bn_apply_kernel<<<grid_for(static_cast<uint64_t>(n) * w), kThreads, 0, s>>>(
+  bn_apply_kernel<<<grid_for(static_cast<uint64_t>(n) * w, kThreads), kThreads, 0, s>>>(
       ptr<const float>(y), ld, n, batch_rows, w, ptr<const double>(scratch),
       ptr<const float>(beta), ptr<float>(buf), S, out_off);
   check_launch("gan bn apply");
@@ -239,7 +227,7 @@ void gan_decode(uintptr_t y, int ld, uintptr_t b, uintptr_t wc, uintptr_t cond, 
                 uintptr_t stds, uintptr_t sigma, bool tvae, uint32_t key0, uint32_t key1,
                 uint64_t row0, uintptr_t cuda_stream) {
   if (n == 0) return;
-  decode_kernel<<<grid_for(n), kThreads, 0, as_stream(cuda_stream)>>>(
+  decode_kernel<<<grid_for(n, kThreads), kThreads, 0, as_stream(cuda_stream)>>>(
       ptr<const float>(y), ld, ptr<const float>(b), ptr<const float>(wc),
       ptr<const int32_t>(cond), n, D, ptr<const int32_t>(columns), n_columns,
       ptr<void* const>(outputs), ptr<const double>(means), ptr<const double>(stds),

@@ -3,9 +3,7 @@
 // element's value is the same function of (key, stream, index) as on the CPU.
 #include <cuda_runtime.h>
 
-#include <stdexcept>
-#include <string>
-
+#include "launch.cuh"
 #include "random.cuh"
 #include "synthcore/random.hpp"
 
@@ -13,19 +11,6 @@ namespace synthcore::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr uint64_t kMaxGrid = 1u << 20;  // grid-stride beyond this
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("synthcore CUDA kernel ") + what +
-                             " failed to launch: " + cudaGetErrorString(err));
-}
-
-unsigned grid_for(uint64_t work_items) {
-  const uint64_t blocks = (work_items + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxGrid ? (blocks ? blocks : 1) : kMaxGrid);
-}
 
 // Elements use W words each, E = 4 / W elements per Philox block. Thread t
 // owns block first_block + t and writes those of its E elements that fall in
@@ -89,7 +74,7 @@ void launch_fill(const char* what, uintptr_t out, size_t n, StreamArgs a, Op op,
   if (n == 0) return;
   constexpr int E = 4 / W;
   const uint64_t n_blocks = (a.offset + n - 1) / E - a.offset / E + 1;
-  fill_kernel<W, T, Op><<<grid_for(n_blocks), kThreads, 0,
+  fill_kernel<W, T, Op><<<grid_for(n_blocks, kThreads), kThreads, 0,
                           reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       PhiloxKey{a.key0, a.key1}, a.stream, a.offset, reinterpret_cast<T*>(out), n, op);
   check_launch(what);
@@ -115,7 +100,7 @@ __global__ void philox_blocks_kernel(const uint32_t* counters, uint32_t key0, ui
 void philox4x32_10_blocks(uintptr_t counters, uint32_t key0, uint32_t key1, uintptr_t out,
                           size_t n_blocks, uintptr_t cuda_stream) {
   if (n_blocks == 0) return;
-  philox_blocks_kernel<<<grid_for(n_blocks), kThreads, 0,
+  philox_blocks_kernel<<<grid_for(n_blocks, kThreads), kThreads, 0,
                          reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       reinterpret_cast<const uint32_t*>(counters), key0, key1, reinterpret_cast<uint32_t*>(out),
       n_blocks);

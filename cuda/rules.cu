@@ -3,12 +3,10 @@
 // a warp walks the same instructions, so there is no divergence but the data's own
 // selects; violation counts go through a warp ballot and one atomic per warp and
 // rule. The per-value functions are those of the CPU evaluator (rules.hpp).
+#include "launch.cuh"
 #include "rules.cuh"
 
 #include <cuda_runtime.h>
-
-#include <stdexcept>
-#include <string>
 
 #include "synthcore/rules.hpp"
 
@@ -133,26 +131,20 @@ __global__ void rules_kernel(const int32_t* __restrict__ code, int n_instr,
   }
 }
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
 }  // namespace
 
 void rules_evaluate(uintptr_t code, size_t n_instr, uintptr_t const_f64, uintptr_t const_i64,
                     uintptr_t columns, uintptr_t outputs, size_t n, uintptr_t mask,
                     uintptr_t counts, uintptr_t cuda_stream) {
   if (n == 0) return;
-  const int threads = 256;
-  size_t blocks = (n + threads - 1) / threads;
-  if (blocks > 65535u * 8u) blocks = 65535u * 8u;
-  rules_kernel<<<static_cast<unsigned>(blocks), threads, 0,
+  constexpr int kThreads = 256;
+  rules_kernel<<<grid_for(n, kThreads), kThreads, 0,
                  reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       reinterpret_cast<const int32_t*>(code), static_cast<int>(n_instr),
       reinterpret_cast<const double*>(const_f64), reinterpret_cast<const int64_t*>(const_i64),
       reinterpret_cast<const void* const*>(columns), reinterpret_cast<void* const*>(outputs), n,
       reinterpret_cast<uint8_t*>(mask), reinterpret_cast<unsigned long long*>(counts));
-  check(cudaGetLastError(), "rules kernel launch");
+  check_launch("rules_evaluate");
 }
 
 }  // namespace synthcore::cuda

@@ -2,9 +2,7 @@
 // word w % 16 of block w / 16, as on the CPU and in NumPy.
 #include <cuda_runtime.h>
 
-#include <stdexcept>
-#include <string>
-
+#include "launch.cuh"
 #include "secure_random.cuh"
 #include "synthcore/rng/chacha.hpp"
 
@@ -38,14 +36,11 @@ __global__ void raw_kernel(const uint32_t* key_words, uint64_t stream, uint64_t 
 void secure_random_raw(uintptr_t key, uint64_t stream, uint64_t offset, uintptr_t out, size_t n,
                        uintptr_t cuda_stream) {
   if (n == 0) return;
-  const uint64_t blocks = ((offset + n - 1) / 16 - offset / 16 + 1 + kThreads - 1) / kThreads;
-  const unsigned grid = static_cast<unsigned>(blocks < (1u << 20) ? blocks : (1u << 20));
-  raw_kernel<<<grid, kThreads, 0, reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
+  const uint64_t chacha_blocks = (offset + n - 1) / 16 - offset / 16 + 1;
+  raw_kernel<<<grid_for(chacha_blocks, kThreads), kThreads, 0,
+               reinterpret_cast<cudaStream_t>(cuda_stream)>>>(
       reinterpret_cast<const uint32_t*>(key), stream, offset, reinterpret_cast<uint32_t*>(out), n);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("synthcore CUDA kernel secure_random_raw failed to "
-                                         "launch: ") + cudaGetErrorString(err));
+  check_launch("secure_random_raw");
 }
 
 }  // namespace synthcore::cuda
