@@ -85,6 +85,22 @@ def _fixed(x) -> int:
     return int(mpmath.floor(x * mpmath.mpf(2) ** FRACTION_BITS))
 
 
+def _fixed_powers(start: int, ratio: int, count: int) -> list:
+    """[start, start r, start r^2, ...] (count terms) in FRACTION_BITS fixed point."""
+    out, p = [], start
+    for _ in range(count):
+        out.append(p)
+        p = p * ratio >> FRACTION_BITS
+    return out
+
+
+def _split96(values):
+    """(hi uint64, lo uint32): bits 95..32 and 31..0 of 96-bit integers."""
+    hi = np.array([v >> 32 for v in values], dtype=np.uint64)
+    lo = np.array([v & 0xFFFFFFFF for v in values], dtype=np.uint32)
+    return hi, lo
+
+
 def _pack(survivals, one: int):
     """96-bit thresholds floor(s 2^96) of fixed-point survivals s / one, cut at the first 0.
     Returns (hi uint64, lo uint32)."""
@@ -94,9 +110,7 @@ def _pack(survivals, one: int):
         if v == 0:
             break
         values.append(min(v, (1 << UNIFORM_BITS) - 1))
-    hi = np.array([v >> 32 for v in values], dtype=np.uint64)
-    lo = np.array([v & 0xFFFFFFFF for v in values], dtype=np.uint32)
-    return hi, lo
+    return _split96(values)
 
 
 MAX_GUIDE_BITS = 10
@@ -206,12 +220,7 @@ def laplace_tables(scale: float) -> NoiseTables:
     need = TAIL_BITS * mpmath.log(2) * t   # entries until the survival is <= 2^-100
     if need + 2 <= SINGLE_TABLE_ENTRIES:
         # small scales: one table over |Z|, P(|Z| >= k) = 2 q^k / (1 + q) for k >= 1
-        head = 2 * q / (1 + q)
-        step = _fixed(q)
-        survival, survivals = _fixed(head), []
-        for _ in range(int(need) + 2):
-            survivals.append(survival)
-            survival = survival * step >> FRACTION_BITS
+        survivals = _fixed_powers(_fixed(2 * q / (1 + q)), _fixed(q), int(need) + 2)
         hi, lo = _pack(survivals, one)
         tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
         return _assemble("discrete_laplace", scale, [_segment(1, hi, lo)], tv)
@@ -225,9 +234,7 @@ def laplace_tables(scale: float) -> NoiseTables:
     for level in range(levels):
         ratio = _fixed(mpmath.exp(-mpmath.mpf(base) ** level / t))
         top = level == levels - 1
-        powers = [one]
-        for _ in range(base):
-            powers.append(powers[-1] * ratio >> FRACTION_BITS)
+        powers = _fixed_powers(one, ratio, base + 1)
         if top:
             survivals = powers[1:base + 1]
         else:  # truncated to [0, base): P(D >= k) = (r^k - r^base) / (1 - r^base)
@@ -383,14 +390,9 @@ def flip_tables(lam: float, max_gap: int) -> FlipTables:
     cap = (1 << UNIFORM_BITS) - 1
     values = []
     for level in range(levels):
-        step = _fixed(mpmath.exp(-l * base ** level))
-        one = 1 << FRACTION_BITS
-        p = one
-        for _ in range(base):
-            values.append(min(cap, p >> (FRACTION_BITS - UNIFORM_BITS)))
-            p = p * step >> FRACTION_BITS
-    hi = np.array([v >> 32 for v in values], dtype=np.uint64)
-    lo = np.array([v & 0xFFFFFFFF for v in values], dtype=np.uint32)
+        powers = _fixed_powers(1 << FRACTION_BITS, _fixed(mpmath.exp(-l * base ** level)), base)
+        values += [min(cap, p >> (FRACTION_BITS - UNIFORM_BITS)) for p in powers]
+    hi, lo = _split96(values)
     tv = (levels + 1) * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
     return FlipTables(float(lam), int(max_gap), levels, hi, lo, tv)
 
