@@ -748,8 +748,11 @@ class Accountant:
             d = 0.0 if delta is None else _delta_halfopen(delta, "delta")
             c = PrivacyCost(epsilon=e, delta=d)
             return c, c
-        # zCDP
+        # zCDP; approximate zCDP when the accountant keeps a delta budget
         approximate = self._total.delta is not None
+
+        def cost(r, d=0.0):
+            return PrivacyCost(rho=r, delta=d) if approximate else PrivacyCost(rho=r)
         if rho is not None:
             if epsilon is not None:
                 raise ValueError("rho: give either rho or a pure epsilon, not both")
@@ -759,10 +762,7 @@ class Accountant:
                 raise ValueError(
                     "delta: this zCDP accountant has no delta budget for an approximate-zCDP "
                     "cost (rho, delta); create it as Accountant(rho=..., delta=...)")
-            if approximate:
-                req = PrivacyCost(rho=r) if delta is None else PrivacyCost(rho=r, delta=d)
-                return PrivacyCost(rho=r, delta=d), req
-            return PrivacyCost(rho=r), PrivacyCost(rho=r)
+            return cost(r, d), cost(r, d) if delta is not None else PrivacyCost(rho=r)
         if delta is not None and _delta_halfopen(delta, "delta") > 0.0:
             raise ValueError(
                 "delta: an (epsilon, delta>0) release is not zCDP and cannot be charged "
@@ -771,9 +771,7 @@ class Accountant:
             raise ValueError("epsilon: required together with delta=0 (or give rho)")
         e = _nonnegative(epsilon, "epsilon")
         req = PrivacyCost(epsilon=e) if delta is None else PrivacyCost(epsilon=e, delta=0.0)
-        if approximate:
-            return PrivacyCost(rho=pure_to_zcdp(e), delta=0.0), req
-        return PrivacyCost(rho=pure_to_zcdp(e)), req
+        return cost(pure_to_zcdp(e)), req
 
     # -- sums (call with the lock held) -------------------------------------
     def _sum(self, key: str, include_reserved: bool, extra: float = 0.0) -> float:
