@@ -144,6 +144,8 @@ def test_gaussian_tables_are_exact_known_answers(sigma):
         exact = 2 * mpmath.fsum(terms[k:]) / total
         assert abs(full[k - 1] - int(mpmath.floor(exact * mpmath.mpf(2) ** 96))) <= 1
     assert tb.tv_bound < 2**-75
+    # the bound known before building, used to calibrate delta, really is one
+    assert tb.tv_bound <= dp_noise.gaussian_tv_bound(sigma)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [

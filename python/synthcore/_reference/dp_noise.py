@@ -40,6 +40,7 @@ with it; mechanisms.py charges it as delta.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,6 +250,17 @@ def laplace_tables(scale: float) -> NoiseTables:
         parts.append(_segment(base ** level, hi, lo))
     tv = entries_total * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
     return _assemble("discrete_laplace", scale, parts, tv)
+
+
+def _gaussian_cut(sigma) -> float:
+    """sigma sqrt(2 (TAIL_BITS + 8) ln 2): beyond it the one-sided tail is < 2^-100 of S."""
+    return math.sqrt(2 * (TAIL_BITS + 8) * math.log(2)) * float(sigma)
+
+
+def gaussian_tv_bound(sigma: float) -> float:
+    """An upper bound on ``gaussian_tables(sigma).tv_bound``, known before the table is
+    built (it grows with sigma): for calibrating delta."""
+    return (_gaussian_cut(sigma) + 4) * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
 
 
 def gaussian_tables(sigma: float) -> NoiseTables:

@@ -103,16 +103,19 @@ def _integer_input(x, what="x"):
 
 
 def _float_input(x):
+    """(the float array, max |x|), after checking it is finite (one pass each for max and
+    min: NaN propagates through them, infinities show)."""
     kind = _backend.array_kind(x)
     arr = x if kind == "cupy" else np.asarray(x)
     if arr.dtype.kind != "f":
         raise TypeError(f"x must be a float array, got dtype {arr.dtype}; for integers use "
                         "discrete_laplace / discrete_gaussian")
-    if arr.size:
-        hi, lo = float(arr.max()), float(arr.min())   # NaN propagates, infinities show
-        if not (math.isfinite(hi) and math.isfinite(lo)):
-            raise ValueError("x contains NaN or infinity")
-    return arr
+    if not arr.size:
+        return arr, 0.0
+    hi, lo = float(arr.max()), float(arr.min())
+    if not (math.isfinite(hi) and math.isfinite(lo)):
+        raise ValueError("x contains NaN or infinity")
+    return arr, max(abs(hi), abs(lo))
 
 
 def _xp(arr):
@@ -296,12 +299,9 @@ def discrete_gaussian(x, *, rho: Optional[float] = None, sigma: Optional[float] 
     arr = _integer_input(x)
     sensitivity = _positive(sensitivity, "sensitivity")
     n = int(arr.size)
-    z_entries = lambda s: math.sqrt(2 * 108 * math.log(2)) * s + 3  # noqa: E731 (bound)
-    tv_estimate = lambda s: (z_entries(s) + 1) * 2.0 ** -96 + 2.0 ** -100  # noqa: E731
-
-    def slack(eps):
-        s0 = sensitivity / math.sqrt(2 * accounting.approx_dp_to_zcdp(eps, 0.5))
-        return n * (1 + math.exp(min(eps, 700.0))) * tv_estimate(max(s0, 1.0) * 4)
+    def slack(eps):   # the sampler's share of delta, bounded at the largest sigma allowed
+        return n * (1 + math.exp(min(eps, 700.0))) * _ref.gaussian_tv_bound(
+            _ref.MAX_GAUSSIAN_SIGMA)
 
     sigma, rho = _gaussian_sigma(sensitivity, rho, sigma, epsilon, delta, slack)
     if sigma > _ref.MAX_GAUSSIAN_SIGMA:
@@ -331,12 +331,12 @@ def _pow2_ceil(v: float) -> float:
     return math.ldexp(1.0, e - 1) if m == 0.5 else math.ldexp(1.0, e)
 
 
-def _grid_noise(arr, r, tables, generator, name_b):
+def _grid_noise(arr, max_abs, r, tables, generator, name_b):
     """(rint(x / r) + Z) r in x's dtype: r a power of two, so x / r and the product are
     exact; the cpu kernel does it in one pass, NumPy and CuPy as array code."""
     xp = _xp(arr)
     flat = arr.reshape(-1)
-    if flat.size and max(abs(float(flat.max())), abs(float(flat.min()))) >= 2.0 ** 62 * r:
+    if max_abs >= 2.0 ** 62 * r:
         raise ValueError(f"x has values too large for the noise grid {r:g} (|x| must stay "
                          f"below {2.0 ** 62 * r:g}); use a larger noise scale")
     if name_b == "cpu":
@@ -371,7 +371,7 @@ def laplace(x, *, epsilon: Optional[float] = None, scale: Optional[float] = None
     and the result scaled back (post-processing). With ``epsilon`` the scale is chosen so
     that the inflated cost is epsilon; with ``scale`` the cost is reported.
     """
-    arr = _float_input(x)
+    arr, max_abs = _float_input(x)
     sensitivity = _positive(sensitivity, "sensitivity")
     n = int(arr.size)
     c = _changed(changed_coordinates, n)
@@ -409,7 +409,7 @@ def laplace(x, *, epsilon: Optional[float] = None, scale: Optional[float] = None
                        "sensitivity_used": sens_used, "n": n,
                        "insecure_generator": generator.insecure},
                       epsilon=eps_used, delta_dp=delta, delta_zcdp=_up(n * tables.tv_bound))
-    values = _grid_noise(arr, r, tables, generator, name_b)
+    values = _grid_noise(arr, max_abs, r, tables, generator, name_b)
     return DPRelease(values, "laplace", eps_used, delta, b, sensitivity,
                      bool(generator.insecure), receipt, rho=accounting.pure_to_zcdp(eps_used),
                      granularity=r, sensitivity_used=sens_used)
@@ -431,7 +431,7 @@ def gaussian(x, *, rho: Optional[float] = None, sigma: Optional[float] = None,
     variation. Give ``rho``, ``sigma``, or ``epsilon`` and ``delta``; with ``rho`` or
     ``epsilon`` sigma is calibrated for the inflated sensitivity.
     """
-    arr = _float_input(x)
+    arr, max_abs = _float_input(x)
     sensitivity = _positive(sensitivity, "sensitivity")
     n = int(arr.size)
     c = _changed(changed_coordinates, n)
@@ -440,10 +440,9 @@ def gaussian(x, *, rho: Optional[float] = None, sigma: Optional[float] = None,
     def grid(s):
         return _pow2_ceil(s * 2.0 ** -GAUSSIAN_GRID_SIGMA_LOG2)
 
-    tv_max = (math.sqrt(2 * 108 * math.log(2)) * 2.0 ** GAUSSIAN_GRID_SIGMA_LOG2 + 4) * 2.0 ** -96
-
-    def slack(eps):
-        return n * (1 + math.exp(min(eps, 700.0))) * tv_max
+    def slack(eps):   # the sampler's share of delta: its integer sigma is at most 2^15
+        return n * (1 + math.exp(min(eps, 700.0))) * _ref.gaussian_tv_bound(
+            2.0 ** GAUSSIAN_GRID_SIGMA_LOG2)
 
     if sigma is not None:
         if rho is not None or epsilon is not None:
@@ -477,7 +476,7 @@ def gaussian(x, *, rho: Optional[float] = None, sigma: Optional[float] = None,
                        "insecure_generator": generator.insecure},
                       epsilon=eps_out, delta_dp=delta_out or 0.0, rho=rho_used,
                       delta_zcdp=delta_zcdp)
-    values = _grid_noise(arr, r, tables, generator, name_b)
+    values = _grid_noise(arr, max_abs, r, tables, generator, name_b)
     return DPRelease(values, "gaussian", eps_out,
                      delta_out if delta_out is not None else delta_zcdp, s, sensitivity,
                      bool(generator.insecure), receipt, rho=rho_used, granularity=r,
