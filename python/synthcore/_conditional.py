@@ -115,9 +115,11 @@ def column_constraints(m, values, is_range, missing_is_free=False):
     return {dim: (lo[codes], hi[codes]) for dim, (lo, hi) in per_value.items()}
 
 
-def _null_level(m):
-    """Index of a categorical's null level (SDV's missing-value category), or None."""
-    if m.encoding != "levels" or m.kind != "categorical" or m.levels is None:
+def null_level(m):
+    """Index of a categorical's null level (SDV's missing-value category), or None.
+    Only such a column has nulls without a null dim, so others skip the scan of levels."""
+    if (m.encoding != "levels" or m.kind != "categorical" or m.levels is None
+            or m.null_dim is not None or m.null_rate == 0.0):
         return None
     levels = m.levels.tolist()
     return levels.index(None) if None in levels else None
@@ -135,12 +137,12 @@ def _constraints_of_values(m, values, is_range, missing_is_free):
     if present.any() and m.null_rate == 1.0:
         raise ImpossibleConditionError(f"column {m.name!r} is always null in the model, but a "
                                        "condition asks for a value")
-    null_level = _null_level(m)
-    if want_null.any() and null_level is not None:
+    k_null = null_level(m)
+    if want_null.any() and k_null is not None:
         # a null level (imported from SDV): null is that level's interval of the value dim
         bounds = np.concatenate([[-np.inf], m.thresholds, [np.inf]])
-        lo = np.where(want_null, bounds[null_level], np.nan)
-        hi = np.where(want_null, bounds[null_level + 1], np.nan)
+        lo = np.where(want_null, bounds[k_null], np.nan)
+        hi = np.where(want_null, bounds[k_null + 1], np.nan)
         if present.any():
             sub = _constraints_of_values(m, [values[i] if present[i] else None
                                              for i in range(n)], is_range, True)

@@ -31,6 +31,7 @@ from typing import Optional
 import numpy as np
 
 from . import _backend
+from ._conditional import null_level
 from ._modelfile import read_model, write_model
 from ._reference import copula as _ref
 from ._seeding import Seed, philox_key
@@ -187,10 +188,9 @@ def _read_fit_table(table, column_kinds):
     return cols, n
 
 
-def _null_level_codes(codes, levels):
-    """Codes of a categorical with a null level (SDV's missing-value category): that
+def _null_level_codes(codes, levels, k0):
+    """Codes of a categorical with a null level k0 (SDV's missing-value category): that
     level becomes null (-1), the levels after it move down by one."""
-    k0 = levels.tolist().index(None)
     codes = np.asarray(codes)
     null = codes == k0
     out = np.where(null, -1, codes - (codes > k0)).astype(codes.dtype, copy=False)
@@ -669,8 +669,9 @@ class GaussianCopula:
                 if m.kind == "bool":
                     values = values.astype(bool)
                 categories = m.levels if m.kind == "categorical" else None
-                if categories is not None and any(c is None for c in categories.tolist()):
-                    values, categories, null = _null_level_codes(values, categories)
+                k_null = null_level(m)
+                if k_null is not None:
+                    values, categories, null = _null_level_codes(values, categories, k_null)
                 if m.kind == "int":
                     values = values.astype(m.dtype, copy=False)
             else:
