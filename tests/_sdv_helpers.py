@@ -41,3 +41,20 @@ def sdv_sample(synthesizer, n):
         out = synthesizer.sample(n)
     # SDV 2 returns {table: frame}
     return next(iter(out.values())) if isinstance(out, dict) else out
+
+
+def numeric(series):
+    """The non-null values as float64 (datetimes as int64 nanoseconds)."""
+    s = series.dropna()
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.astype("int64").to_numpy().astype(np.float64)
+    return s.to_numpy(dtype=np.float64)
+
+
+def total_variation(a, b):
+    """Total-variation distance between the non-null value frequencies of two series."""
+    pa = a.dropna().value_counts(normalize=True)
+    pb = b.dropna().value_counts(normalize=True)
+    keys = pa.index.union(pb.index)
+    gap = pa.reindex(keys, fill_value=0) - pb.reindex(keys, fill_value=0)
+    return 0.5 * float(np.abs(gap).sum())

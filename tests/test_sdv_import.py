@@ -15,7 +15,8 @@ import pytest
 
 pytest.importorskip("sdv")
 
-from _sdv_helpers import fit_sdv, make_mixed_table, sdv_sample  # noqa: E402
+from _sdv_helpers import (fit_sdv, make_mixed_table, numeric, sdv_sample,  # noqa: E402
+                          total_variation)
 stats = pytest.importorskip("scipy.stats")
 
 from sdv.metadata import Metadata  # noqa: E402
@@ -103,20 +104,6 @@ def _assert_plain(obj, path="state"):
             f"{path}: {type(obj).__name__} is not plain data"
 
 
-def _numeric(series):
-    s = series.dropna()
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        return s.astype("int64").to_numpy().astype(np.float64)
-    return s.to_numpy(dtype=np.float64)
-
-
-def _total_variation(a, b):
-    pa = a.dropna().value_counts(normalize=True)
-    pb = b.dropna().value_counts(normalize=True)
-    keys = pa.index.union(pb.index)
-    return 0.5 * float(np.abs(pa.reindex(keys, fill_value=0) - pb.reindex(keys, fill_value=0)).sum())
-
-
 def _compare(ours, theirs, state):
     assert list(ours.columns) == list(theirs.columns)
     for column in state["columns"]:
@@ -125,10 +112,10 @@ def _compare(ours, theirs, state):
         assert str(a.dtype) == str(b.dtype), name
         assert abs(a.isna().mean() - b.isna().mean()) < 0.02, name
         if column["sdtype"] in ("numerical", "datetime"):
-            p = stats.ks_2samp(_numeric(a), _numeric(b)).pvalue
+            p = stats.ks_2samp(numeric(a), numeric(b)).pvalue
             assert p > 1e-6, f"{name}: KS p={p:.3g}"
         else:
-            tv = _total_variation(a, b)
+            tv = total_variation(a, b)
             assert tv < 0.03, f"{name}: total variation {tv:.4f}"
 
 

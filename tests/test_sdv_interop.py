@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("sdv")
 
-from _sdv_helpers import fit_sdv, make_mixed_table, sdv_sample  # noqa: E402
+from _sdv_helpers import (fit_sdv, make_mixed_table, numeric, sdv_sample,  # noqa: E402
+                          total_variation)
 stats = pytest.importorskip("scipy.stats")
 
 from sdv.metadata import Metadata  # noqa: E402
@@ -79,21 +80,6 @@ def ours(model):
     return {seed: model.sample(N_SAMPLE, seed=seed, backend="cpu") for seed in SEEDS}
 
 
-def _numeric(series):
-    s = series.dropna()
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        return s.astype("int64").to_numpy().astype(np.float64)
-    return s.to_numpy(dtype=np.float64)
-
-
-def _total_variation(a, b):
-    pa = a.dropna().value_counts(normalize=True)
-    pb = b.dropna().value_counts(normalize=True)
-    keys = pa.index.union(pb.index)
-    gap = pa.reindex(keys, fill_value=0) - pb.reindex(keys, fill_value=0)
-    return 0.5 * float(np.abs(gap).sum())
-
-
 def _compare(ours, theirs, discrete=DISCRETE):
     assert list(ours.columns) == list(theirs.columns)
     for name in theirs.columns:
@@ -101,10 +87,10 @@ def _compare(ours, theirs, discrete=DISCRETE):
         assert str(a.dtype) == str(b.dtype), f"{name}: {a.dtype} vs SDV's {b.dtype}"
         assert abs(a.isna().mean() - b.isna().mean()) < 0.02, name
         if name in discrete:
-            tv = _total_variation(a, b)
+            tv = total_variation(a, b)
             assert tv < 0.03, f"{name}: total variation {tv:.4f}"
         else:
-            p = stats.ks_2samp(_numeric(a), _numeric(b)).pvalue
+            p = stats.ks_2samp(numeric(a), numeric(b)).pvalue
             assert p > 1e-6, f"{name}: KS p={p:.3g}"
 
 
@@ -373,7 +359,7 @@ def test_null_category_is_imported_as_a_null_level(table, tmp_path):
     ours = model.sample(40_000, seed=3, backend="cpu")
     assert str(ours["cat"].dtype) == str(theirs["cat"].dtype)
     assert abs(ours["cat"].isna().mean() - theirs["cat"].isna().mean()) < 0.01
-    assert _total_variation(ours["cat"], theirs["cat"]) < 0.02
+    assert total_variation(ours["cat"], theirs["cat"]) < 0.02
     hi_ours = ours.loc[ours["cat"].isna(), "x1"].mean()
     hi_theirs = theirs.loc[theirs["cat"].isna(), "x1"].mean()
     assert abs(hi_ours - hi_theirs) < 0.1
