@@ -36,7 +36,12 @@ post-processing. How each piece lands in the synthcore model:
   after a rounding to d is rint((v - (Q - d)/2) / Q) * Q; the shift is folded
   into the knots (except knots on a clipped bound, which are multiples of Q
   and stay in the middle of their cell) and the rounding is
-  ``round_mode=2, round_q=Q``.
+  ``round_mode=2, round_q=Q``. Formats that keep only the month or the year
+  (``%Y-%m``, ``%Y``) floor to calendar starts, which are not a fixed quantum:
+  they become ``levels`` (one per month or year start within the clipped range,
+  threshold t_k = Phi^-1(F(b_k)) at the start b_k), exact. Time-zone-aware
+  columns keep their zone: the latent is the UTC instant, the output is
+  converted to the column's zone, and calendar floors follow its wall clock.
 * **Nulls.** ``missing_value_generation="random"``: an independent null
   indicator (zero correlation with every other dim) with SDV's null rate.
   ``"from_column"``: the ``<col>.is_null`` latent, with SDV's correlation,
@@ -48,8 +53,9 @@ Not representable (a ``ValueError`` names the column): a categorical or
 boolean missing-value *category* with non-zero probability (one threshold per
 null indicator cannot pick a middle interval), boolean columns with nulls
 (SDV returns them as object), datetimes returned as strings or in units other
-than ns, time zones, and datetime formats that drop more than a fixed
-quantum (months, years).
+than ns, datetimes of object dtype holding several time zones, and datetime
+formats that floor to something other than a fixed quantum, a calendar month
+or a calendar year.
 """
 from __future__ import annotations
 
@@ -399,32 +405,64 @@ def _binary_encoder(col, specs, knots):
     return m, col["latent"][0], None
 
 
-def _format_quantum(name, fmt, lo, hi):
-    """The quantum Q (ns) such that writing and re-parsing with ``fmt`` floors to Q."""
-    import pandas as pd
+def _probe_stamps(lo, hi):
+    """Probe instants (ns since the epoch): inside [lo, hi] and across 1970-2096."""
     rng = np.random.default_rng(20240607)
     span_lo = int(lo) if lo is not None else 0
     span_hi = int(hi) if hi is not None else 4 * 10**18
     if span_hi <= span_lo:
         span_hi = span_lo + 10**15
-    probes = np.concatenate([
+    return np.concatenate([
         rng.integers(span_lo, span_hi, 200, dtype=np.int64),
         rng.integers(0, 4 * 10**18, 200, dtype=np.int64),
         np.array([span_lo, span_hi], dtype=np.int64),
     ])
+
+
+def _utc_ns(stamps):
+    """int64 UTC nanoseconds of a naive (UTC) or zone-aware datetime Series."""
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.astype("datetime64[ns]").astype("int64").to_numpy()
+
+
+def _calendar_floor(ns, unit, tz):
+    """Start (UTC ns) of the calendar month ("M") or year ("Y") holding each instant,
+    on the wall clock of ``tz`` (naive: UTC)."""
+    import pandas as pd
+    stamps = pd.Series(pd.to_datetime(np.asarray(ns, dtype=np.int64), unit="ns"))
+    if tz:
+        stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+    start = stamps.dt.to_period(unit).dt.start_time
+    if tz:
+        # a month or year never starts inside a daylight-saving gap or overlap in
+        # practice; "shift_forward"/True pick the instant the wall clock shows it
+        start = start.dt.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    return _utc_ns(start)
+
+
+def _format_floor(name, fmt, lo, hi, tz):
+    """What writing and re-parsing with ``fmt`` does to an instant: ("fixed", Q) floors
+    to a multiple of Q ns, ("calendar", "M" or "Y") to the start of its month or year."""
+    import pandas as pd
+    probes = _probe_stamps(lo, hi)
     stamps = pd.Series(pd.to_datetime(probes, unit="ns"))
+    if tz:
+        stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(tz)
     try:
         text = stamps.dt.strftime(fmt)
-        parsed = pd.to_datetime(text, format=fmt).astype("datetime64[ns]").astype("int64")
+        parsed = _utc_ns(pd.Series(pd.to_datetime(text, format=fmt, utc=bool(tz))))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"column {name!r}: datetime format {fmt!r} does not round-trip "
                          f"({exc})") from exc
-    parsed = parsed.to_numpy()
     for q in _QUANTA:
         if np.array_equal(parsed, probes // q * q):
-            return q
-    raise ValueError(f"column {name!r}: datetime format {fmt!r} keeps less than whole days "
-                     "(or not a fixed quantum), which is not representable")
+            return "fixed", q
+    for unit in ("M", "Y"):
+        if np.array_equal(parsed, _calendar_floor(probes, unit, tz)):
+            return "calendar", unit
+    raise ValueError(f"column {name!r}: datetime format {fmt!r} does not floor to a fixed "
+                     "quantum, a month or a year, which is not representable")
 
 
 def _timestamp_encoder(col, specs, knots):
@@ -433,18 +471,25 @@ def _timestamp_encoder(col, specs, knots):
     fmt_post = col.get("formatter") or {}
     final = fmt_post.get("dtype") or col.get("output_dtype") or col.get("dtype")
     dt = _np_dtype(final)
-    if dt is None or not pd.api.types.is_datetime64_dtype(dt) or str(dt) != "datetime64[ns]":
+    tz = col.get("tz")
+    expected = "datetime64[ns]" if not tz else str(pd.DatetimeTZDtype("ns", tz))
+    if dt is None or not pd.api.types.is_datetime64_any_dtype(dt) or str(dt) != expected:
         raise ValueError(f"column {name!r}: datetimes returned as {final!r} are not "
-                         "representable (synthcore returns datetime64[ns])")
+                         f"representable (synthcore returns {expected})")
     null = _null_source(col, specs)
     m = _base(name, "datetime", "datetime64[ns]", null)
+    m.tz = tz
     if null is not None and null.rate >= 1.0:
         return m, None, null
     d = int(col.get("divider", 1) or 1)
     lo = col["min_value"] if col["enforce_min_max_values"] else None
     hi = col["max_value"] if col["enforce_min_max_values"] else None
     fmt = col.get("datetime_format")
-    q = _format_quantum(name, fmt, lo, hi) if fmt else 1
+    floor, q = _format_floor(name, fmt, lo, hi, tz) if fmt else ("fixed", 1)
+    spec = specs[col["latent"][0]]
+    if floor == "calendar":
+        return _calendar_levels(m, spec, knots, d, lo, hi, q, tz), \
+            (None if spec["distribution"] == "constant" else col["latent"][0]), null
     if q % d == 0:
         step = q                # round to d, then floor to q
     elif d % q == 0:
@@ -460,7 +505,6 @@ def _timestamp_encoder(col, specs, knots):
     def post(x):
         return np.clip(x * d, bound_lo, bound_hi)
 
-    spec = specs[col["latent"][0]]
     if spec["distribution"] == "constant":
         x = float(spec["params"]["loc"])
         v = min(max(round(x) * d, bound_lo), bound_hi)
@@ -479,6 +523,47 @@ def _timestamp_encoder(col, specs, knots):
     m.marginal = f"sdv:{spec['distribution']}"
     m.params = _plain_params(spec) if spec["distribution"] != "gaussian_kde" else {}
     return m, col["latent"][0], null
+
+
+def _calendar_levels(m, spec, knots, d, lo, hi, unit, tz):
+    """A datetime floored to calendar months or years: one level per month (year) start,
+    drawn when the rounded, clipped value reaches it (v = rint(y) * d >= b exactly when
+    y >= ceil(b / d) - 1/2), so t_k = Phi^-1(F(ceil(b_k / d) - 1/2))."""
+    if spec["distribution"] == "constant":
+        v = float(round(float(spec["params"]["loc"])) * d)
+        v = min(max(v, -_INT64_SAFE if lo is None else lo), _INT64_SAFE if hi is None else hi)
+        m.encoding, m.constant = "constant", int(_calendar_floor([int(v)], unit, tz)[0])
+        return m
+    if lo is None or hi is None:     # the span the marginal reaches on the z-grid
+        _, _, z = _z_grid(knots)
+        reach = _finite_table(_ppf_of_z(spec, z) * d, f"column {m.name!r}")
+        lo = float(reach[0]) if lo is None else lo
+        hi = float(reach[-1]) if hi is None else hi
+    lo, hi = max(lo, -_INT64_SAFE), min(hi, _INT64_SAFE)
+    first, last = _calendar_floor([int(lo), int(hi)], unit, tz)
+    starts = _calendar_starts(int(first), int(last), unit, tz)
+    if starts.size > 1_000_000:
+        raise ValueError(f"column {m.name!r}: {starts.size} calendar levels between the "
+                         "marginal's bounds; too many to represent")
+    cuts = np.ceil(starts[1:].astype(np.float64) / d) - 0.5
+    m.encoding = "levels"
+    m.levels = starts
+    m.thresholds = _level_thresholds(spec, cuts)
+    m.marginal = f"sdv:{spec['distribution']}"
+    return m
+
+
+def _calendar_starts(first, last, unit, tz):
+    """UTC ns of every month (year) start from ``first`` to ``last``, both starts."""
+    import pandas as pd
+    freq = "MS" if unit == "M" else "YS"
+    stamps = pd.Series(pd.to_datetime(np.array([first, last], dtype=np.int64), unit="ns"))
+    if tz:
+        stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+    wall = pd.Series(pd.date_range(stamps.iloc[0], stamps.iloc[1], freq=freq))
+    if tz:
+        wall = wall.dt.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    return _utc_ns(wall)
 
 
 _CONVERTERS = {

@@ -43,7 +43,8 @@ and ``M = S._model`` (a ``copulas.multivariate.GaussianMultivariate``):
 * BinaryEncoder: ``missing_value_replacement``, ``null_transformer``.
 * UnixTimestampEncoder / OptimizedTimestampEncoder: ``datetime_format``,
   ``_dtype``, ``enforce_min_max_values``, ``_min_value``, ``_max_value``,
-  ``_has_multiple_timezones``, ``_timezone_offset``, ``null_transformer``,
+  ``_has_multiple_timezones``, ``_timezone_offset`` (with ``_dtype.tz``, the
+  output time zone), ``null_transformer``,
   and ``divider`` (optimized only).
 * post-processing formatters: ``DP.formatters[col]``; NumericalFormatter:
   ``enforce_rounding``, ``enforce_min_max_values``, ``_rounding_digits``,
@@ -259,17 +260,21 @@ def _read_binary_encoder(t, column):
 
 
 def _read_timestamp_encoder(t, column, optimized):
-    if getattr(t, "_has_multiple_timezones", False):
+    # A time-zone-aware column has one zone in its dtype (its UTC offsets may still
+    # differ, e.g. across daylight saving time, which RDT calls multiple time zones);
+    # the latent values are UTC instants either way. Zone-aware values without one zone
+    # in the dtype (an object column of mixed offsets) have no single output type.
+    tz = getattr(getattr(t, "_dtype", None), "tz", None)
+    if tz is None and (getattr(t, "_has_multiple_timezones", False)
+                       or getattr(t, "_timezone_offset", None) is not None):
         raise ValueError(
-            f"column {column!r}: datetimes with mixed timezones are not representable"
-        )
-    if getattr(t, "_timezone_offset", None) is not None:
-        raise ValueError(
-            f"column {column!r}: timezone-aware datetimes are not representable"
+            f"column {column!r}: time-zone-aware datetimes of dtype {t._dtype} (not one "
+            "time zone) are not representable"
         )
     fmt = getattr(t, "datetime_format", None)
     out = {
         "dtype": _dtype_str(t._dtype),
+        "tz": None if tz is None else str(tz),
         "datetime_format": None if fmt is None else str(fmt),
         # latent values are integer nanoseconds since the Unix epoch
         # (the reverse transform reads them with pandas' default unit)
@@ -746,13 +751,16 @@ def _decode_datetime(col, lat, n, rng):
     if col["enforce_min_max_values"]:
         x = np.clip(x, col["min_value"], col["max_value"])
     stamps = pd.Series(pd.to_datetime(x, unit=col.get("unit", "ns")))
+    if col.get("tz"):
+        stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(col["tz"])
     fmt = col["datetime_format"]
     dtype = col["dtype"]
     if fmt:
         text = stamps.dt.strftime(fmt)
         if dtype is not None and dtype.startswith("datetime64") and ".%f" not in fmt:
             # the text round trip drops everything finer than the format shows
-            return pd.Series(pd.to_datetime(text, format=fmt))
+            parsed = pd.Series(pd.to_datetime(text, format=fmt, utc=bool(col.get("tz"))))
+            return parsed.dt.tz_convert(col["tz"]) if col.get("tz") else parsed
         return text.astype(dtype)
     if dtype is not None and np.dtype(dtype).kind in "iuf":
         return pd.to_numeric(stamps.astype("object"), errors="coerce").astype(dtype)

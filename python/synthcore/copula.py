@@ -98,6 +98,24 @@ def _normal_cdf(z):
     return ndtr(z)
 
 
+def _quantum_is_exact(m: ColumnModel) -> bool:
+    """Whether float64 holds every multiple of a datetime column's rounding quantum q
+    in its range: k * q is exact while k * odd(q) < 2^53 (true for whole seconds up to
+    2116, false for milli- and microseconds of present-day instants)."""
+    if m.round_mode != 2 or m.round_q <= 1 or m.table is None:
+        return True
+    q = int(m.round_q)
+    odd = q >> ((q & -q).bit_length() - 1)
+    return float(np.max(np.abs(m.table))) / q * odd < 2.0 ** 53
+
+
+def _snap_to_quantum(values: np.ndarray, q: int) -> None:
+    """Round int64 nanoseconds (rounded to q in float64, so within an ulp of a multiple)
+    to the exact multiple of q, in place; the null sentinel stays."""
+    valid = values != np.iinfo(np.int64).min      # NumPy or CuPy
+    values[valid] = ((values + q // 2) // q * q)[valid]
+
+
 def _mid_rank_scores(x: np.ndarray) -> np.ndarray:
     """Normal scores Phi^-1((mid-rank - 1/2) / n) of x (ties share their mid-rank)."""
     from scipy.stats import rankdata
@@ -629,6 +647,8 @@ class GaussianCopula:
                 out[f"{m.name}.is_null"] = buffers[m.null_dim].view("bool")
             if m.value_dim is not None:
                 out[m.name] = buffers[m.value_dim]
+                if m.kind == "datetime" and not _quantum_is_exact(m):
+                    _snap_to_quantum(out[m.name], int(m.round_q))
         return out
 
     def categories(self, column: str):
@@ -674,6 +694,8 @@ class GaussianCopula:
                     values, categories, null = _null_level_codes(values, categories, k_null)
                 if m.kind == "int":
                     values = values.astype(m.dtype, copy=False)
+                elif m.kind == "datetime" and not _quantum_is_exact(m):
+                    _snap_to_quantum(values, int(m.round_q))
             else:
                 values, categories = self._constant_values(m, n, null)
             out.append(OutputColumn(m.name, m.kind, values, null, m.dtype, categories, m.tz))
