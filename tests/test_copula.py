@@ -308,3 +308,67 @@ def test_threshold_codes_match_the_reference_for_every_size(n_thresholds):
     want = np.searchsorted(t, z, side="right")
     np.testing.assert_array_equal(ck.threshold_codes(z, t, backend="cpu"), want)
     np.testing.assert_array_equal(ck.threshold_codes(z, t, backend="numpy"), want)
+
+
+# ---- key columns ----------------------------------------------------------------
+
+def _keyed_table(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": np.arange(100, 100 + n, dtype=np.int32),
+                         "code": [f"C-{i:06d}" for i in rng.permutation(n) + 7],
+                         "x": rng.normal(size=n), "plan": rng.choice(["a", "b"], n)})
+
+
+def test_key_columns_are_unique_sequences_at_any_split(tmp_path):
+    table = _keyed_table()
+    model = GaussianCopula(column_kinds={"id": "key", "code": "key"}).fit(table)
+    whole = model.sample(50_000, seed=3, backend="cpu")
+    assert list(whole.columns) == list(table.columns)
+    assert whole["id"].dtype == np.int32 and whole["id"].is_unique
+    assert whole["id"].tolist() == list(range(100, 50_100))
+    assert whole["code"].is_unique and whole["code"].str.fullmatch(r"C-\d{6}").all()
+    assert whole["code"].iloc[0] == "C-000007"
+    parts = pd.concat([model.sample(20_000, seed=3, backend="cpu", row_offset=r)
+                       for r in (0, 20_000, 40_000)]).head(50_000).reset_index(drop=True)
+    pd.testing.assert_frame_equal(parts.iloc[:50_000], whole)
+    # keys take no latent dimension: the rest of the model is that of the table without them
+    plain = GaussianCopula().fit(table.drop(columns=["id", "code"]))
+    np.testing.assert_array_equal(model.correlation, plain.correlation)
+    pd.testing.assert_frame_equal(whole.drop(columns=["id", "code"]),
+                                  plain.sample(50_000, seed=3, backend="cpu"))
+    for output in ("arrow", "polars", "numpy"):
+        out = model.sample(10, seed=3, backend="numpy", output=output, row_offset=5)
+        codes = out["code"].to_pylist() if output == "arrow" else list(out["code"])
+        assert codes[:2] == ["C-000012", "C-000013"], output
+    model.save(tmp_path / "keys.synth")
+    pd.testing.assert_frame_equal(synthcore.load(tmp_path / "keys.synth").sample(
+        1000, seed=3, backend="numpy"), whole.head(1000))
+
+
+def test_key_columns_with_rules_and_conditions():
+    model = GaussianCopula(column_kinds={"id": "key", "code": "key"}).fit(_keyed_table())
+    plain = model.sample(4000, seed=1, backend="cpu")
+    kept = model.sample(1000, seed=1, backend="cpu", rules=["x > 0", "code != 'C-000010'"])
+    expected = plain[(plain["x"] > 0) & (plain["code"] != "C-000010")].head(1000)
+    pd.testing.assert_frame_equal(kept, expected.reset_index(drop=True))
+    conditioned = model.sample(500, seed=1, backend="cpu", conditions={"plan": "a"})
+    assert (conditioned["plan"] == "a").all() and conditioned["id"].is_unique
+    with pytest.raises(ValueError, match="key column 'id'"):
+        model.sample(10, seed=1, conditions={"id": 150})
+
+
+@pytest.mark.parametrize("values,match", [
+    ([1, 2, 2], "repeated"), ([1.0, None, 3.0], "nulls"), (["a1", "b2", "a3"], "one prefix"),
+    (["x", "y", "z"], "one prefix"), ([True, False, True], "integers or strings")])
+def test_bad_key_columns(values, match):
+    table = pd.DataFrame({"k": values, "x": [0.1, 0.5, 0.9]})
+    with pytest.raises(ValueError, match=f"key column 'k'.*{match}|{match}.*'k'|'k'.*{match}"):
+        GaussianCopula(column_kinds={"k": "key"}).fit(table)
+
+
+def test_integer_keys_that_overflow_their_dtype_are_an_error():
+    table = pd.DataFrame({"k": np.array([0, 1, 2], dtype=np.int8), "x": [0.1, 0.5, 0.9]})
+    model = GaussianCopula(column_kinds={"k": "key"}).fit(table)
+    assert model.sample(128, seed=0)["k"].tolist() == list(range(128))
+    with pytest.raises(ValueError, match="key column 'k'.*overflow.*int8"):
+        model.sample(129, seed=0)

@@ -451,3 +451,46 @@ def test_mixed_time_zones_are_refused():
     synthesizer = _fit(df, {"x": {"sdtype": "numerical"}, "when": {"sdtype": "datetime"}})
     with pytest.raises(ValueError, match="'when'"):
         synthcore.GaussianCopula.from_sdv(synthesizer)
+
+
+# ----------------------------------------------------------------------------
+# key columns
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("key_meta,values,pattern", [
+    ({"sdtype": "id"}, np.arange(10, 410), None),                        # random_int
+    ({"sdtype": "id"}, [f"u{i}" for i in range(400)], r"sdv-id-\d{6}"),    # bothify
+    ({"sdtype": "id", "regex_format": "C[0-9]{5}"}, [f"C{i:05d}" for i in range(400)],
+     r"C\d{5}"),
+])
+def test_primary_keys_are_generated_unique(key_meta, values, pattern, tmp_path):
+    """A primary key is generated from the row index in SDV's key format (not SDV's
+    draws): unique, with the rest of the model unchanged."""
+    df = _datetime_table(None, n=400)[["x"]].assign(k=values)
+    metadata = Metadata.load_from_dict({"tables": {TABLE: {
+        "columns": {"x": {"sdtype": "numerical"}, "k": key_meta}, "primary_key": "k"}}})
+    synthesizer = fit_sdv(df, metadata)
+    model = synthcore.GaussianCopula.from_sdv(synthesizer)
+    ours = model.sample(5000, seed=1, backend="cpu")
+    theirs = sdv_sample(synthesizer, 5000)
+    assert ours["k"].is_unique and theirs["k"].is_unique
+    assert str(ours["k"].dtype) == str(theirs["k"].dtype)
+    if pattern:
+        assert ours["k"].str.fullmatch(pattern).all() and theirs["k"].str.len().eq(
+            ours["k"].str.len()).all()
+    _compare(ours[["x"]], theirs[["x"]], discrete=())
+    ref = _sdv_import.sample_from_state(_sdv_import.read_sdv_gaussian_copula(synthesizer),
+                                        5000, seed=2)
+    assert ref["k"].is_unique and ref["k"].tolist()[:3] == ours["k"].tolist()[:3]
+    model.save(tmp_path / "k.synth")
+    pd.testing.assert_frame_equal(synthcore.load(tmp_path / "k.synth").sample(
+        100, seed=1, backend="cpu"), ours.head(100))
+
+
+def test_key_with_an_unsupported_regex_is_refused():
+    df = _datetime_table(None, n=300)[["x"]].assign(k=[f"{i:03d}-AB" for i in range(300)])
+    metadata = Metadata.load_from_dict({"tables": {TABLE: {
+        "columns": {"x": {"sdtype": "numerical"},
+                    "k": {"sdtype": "id", "regex_format": "[0-9]{3}-[A-Z]{2}"}},
+        "primary_key": "k"}}})
+    with pytest.raises(ValueError, match="'k'.*RegexGenerator"):
+        synthcore.GaussianCopula.from_sdv(fit_sdv(df, metadata))

@@ -471,6 +471,13 @@ def parse_conditions(columns, conditions, n):
     """(n, per-row lists per column, is_range per column) from a dict or a DataFrame."""
     by_name = {m.name: m for m in columns}
     import pandas as pd
+    keys = [m.name for m in columns if m.kind == "key"]
+    names = list(conditions) if isinstance(conditions, dict) else \
+        list(getattr(conditions, "columns", []))
+    for name in names:
+        if name in keys:
+            raise ValueError(f"conditions name key column {name!r}: keys are generated from "
+                             "the row index, not sampled, so they cannot be conditioned on")
     if isinstance(conditions, dict):
         unknown = [c for c in conditions if c not in by_name]
         if unknown:

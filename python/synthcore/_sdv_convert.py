@@ -566,7 +566,22 @@ def _calendar_starts(first, last, unit, tz):
     return _utc_ns(wall)
 
 
+def _key(col, specs, knots):
+    """A key column: generated from the row index (synthcore/_keys.py)."""
+    from ._keys import check_key_params
+    from .copula import ColumnModel
+    params = check_key_params(col["name"], col["key"])
+    dtype = "object" if params["prefix"] is not None else (col.get("output_dtype") or "int64")
+    if params["prefix"] is None and not _is_int(dtype):
+        raise ValueError(f"column {col['name']!r}: integer keys returned as {dtype!r} are not "
+                         "representable")
+    m = ColumnModel(col["name"], "key", dtype, 0.0, None, None, "key", marginal="key",
+                    params=params)
+    return m, None, None
+
+
 _CONVERTERS = {
+    "key": _key,
     "FloatFormatter": _float_formatter,
     "UniformEncoder": _uniform_encoder,
     "OrderedUniformEncoder": _uniform_encoder,

@@ -168,7 +168,8 @@ class OutputColumn:
     """A sampled column: typed values, and a null mask (None: no nulls)."""
     name: str
     kind: str
-    values: np.ndarray           # float, int, bool, int32 codes (categorical), int64 ns (datetime)
+    values: np.ndarray           # float, int, bool, int32 codes (categorical), int64 ns
+                                 # (datetime), object str (string: generated keys)
     null: Optional[np.ndarray]
     dtype: str
     categories: Optional[np.ndarray] = None
@@ -202,8 +203,8 @@ def _to_pandas_series(c: OutputColumn, pd):
         codes = c.values  # -1 already marks nulls
         cat = pd.Categorical.from_codes(codes, categories=pd.Index(c.categories))
         return cat if c.dtype == "category" else pd.Series(cat).astype(object).to_numpy()
-    if c.kind == "float":
-        return c.values  # NaN marks nulls
+    if c.kind in ("float", "string"):
+        return c.values  # NaN marks float nulls; strings (generated keys) have none
     if c.kind == "int":
         if null is None:
             return c.values
@@ -238,6 +239,8 @@ def _to_arrow(columns):
             arr = pa.array(c.values, type=pa.int64(), mask=mask).cast(typ)
             if c.dtype == "date":
                 arr = arr.cast(pa.date32())
+        elif c.kind == "string":
+            arr = pa.array(c.values, type=pa.string(), mask=mask)
         else:
             arr = pa.array(c.values, mask=mask)
         arrays.append(arr)

@@ -74,7 +74,7 @@ def _copula_demo(args) -> int:
           f"({args.rows / write_s / 1e6:.1f} M rows/s, {os.path.getsize(args.out) / 1e6:.1f} MB)")
     print(f"  quality score {quality['score']:.3f} (column shapes "
           f"{quality['column_shapes']:.3f}, column pair trends "
-          f"{quality['column_pair_trends']:.3f}; SDMetrics' metrics, all column pairs)")
+          f"{quality['column_pair_trends']:.3f}; SDMetrics' QualityReport definitions)")
     return 0
 
 

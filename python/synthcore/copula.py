@@ -222,7 +222,10 @@ class GaussianCopula:
     ----------
     column_kinds : dict, optional
         Override detected kinds: {"zip": "categorical", "score": "float", ...};
-        kinds are float, int, bool, categorical, datetime.
+        kinds are float, int, bool, categorical, datetime, and "key": a unique id
+        (integers, or strings of one prefix and a number like "C00017") that is
+        generated from the row index instead of sampled, so keys stay unique
+        (synthcore/_keys.py).
     marginals : dict, optional
         Marginal per float/int/datetime column: "empirical" (the default, an
         empirical quantile table that keeps spikes and bounds), "auto" (the
@@ -269,13 +272,23 @@ class GaussianCopula:
 
     def fit(self, table) -> "GaussianCopula":
         """Fit on a pandas/polars DataFrame, a pyarrow Table or a dict of arrays."""
-        cols, n = _read_fit_table(table, self.column_kinds)
-        unknown = set(self.marginals) - {c.name for c in cols}
+        keys = {k for k, v in self.column_kinds.items() if v == "key"}
+        cols, n = _read_fit_table(table, {k: v for k, v in self.column_kinds.items()
+                                          if v != "key"})
+        unknown = (set(self.marginals) | keys) - {c.name for c in cols}
         if unknown:
-            raise ValueError(f"marginals names columns not in the table: {sorted(unknown)}")
+            raise ValueError(f"marginals or key kinds name columns not in the table: "
+                             f"{sorted(unknown)}")
         models, scores, valid = [], [], []
         # null indicators first, then values (the kernels rely on this order)
         for c in cols:
+            if c.name in keys:
+                from ._keys import fit_key
+                params = fit_key(c)
+                models.append(ColumnModel(c.name, "key", "object" if params["prefix"] is not
+                                          None else c.dtype, 0.0, None, None, "key",
+                                          marginal="key", params=params))
+                continue
             rate = float(c.null.mean())
             models.append(ColumnModel(c.name, c.kind, c.dtype, rate, None, None, "null",
                                       tz=c.tz))
@@ -285,7 +298,7 @@ class GaussianCopula:
                 scores.append(_mid_rank_scores(c.null.astype(np.float64)))
                 valid.append(np.ones(n, dtype=bool))
         for c, m in zip(cols, models):
-            if m.null_rate < 1.0:
+            if m.null_rate < 1.0 and m.kind != "key":
                 self._fit_values(c, m)
         # Ordered columns first; categoricals are then ordered along the main axis of
         # the others' scores, since a copula keeps only monotone association.
@@ -603,8 +616,8 @@ class GaussianCopula:
             else:
                 _core_sample(plan, key, int(stream), int(row_offset), int(n), buffers)
         if output == "columns":   # internal: typed columns, for rule-constrained sampling
-            return self._output_columns(buffers, int(n))
-        return build_output(self._output_columns(buffers, int(n)), output)
+            return self._output_columns(buffers, int(n), int(row_offset))
+        return build_output(self._output_columns(buffers, int(n), int(row_offset)), output)
 
     def _device_plan(self, plan):
         """The plan's arrays on the current GPU (copied once per model and device)."""
@@ -633,16 +646,24 @@ class GaussianCopula:
                                key.k0, key.k1, stream, row_offset,
                                cupy.cuda.get_current_stream().ptr)
         if output == "cupy":
-            return self._device_columns(buffers)
+            return self._device_columns(buffers, n, row_offset)
         # the caller asked for a host format: this copy is the one they asked for
         host = [b.get() for b in buffers]
-        return build_output(self._output_columns(host, n), output)
+        return build_output(self._output_columns(host, n, row_offset), output)
 
-    def _device_columns(self, buffers):
+    def _device_columns(self, buffers, n, row_offset):
         """{column: CuPy array} on the GPU: values with NaN / INT64_MIN / -1 (categorical
         codes into ``self.categories(column)``) marking nulls, and "<column>.is_null" masks."""
+        import cupy
         out = {}
         for m in self.columns:
+            if m.kind == "key":
+                if m.params["prefix"] is not None:
+                    raise ValueError(f"key column {m.name!r} holds strings, which CuPy output "
+                                     "cannot; use a host output")
+                out[m.name] = cupy.arange(row_offset, row_offset + n, dtype=cupy.int64) + \
+                    int(m.params["start"])
+                continue
             if m.null_dim is not None:
                 out[f"{m.name}.is_null"] = buffers[m.null_dim].view("bool")
             if m.value_dim is not None:
@@ -678,9 +699,15 @@ class GaussianCopula:
         rows = np.arange(row_offset, row_offset + n, dtype=np.int64)
         return conditional_latents(self.correlation, lo, hi, key, stream, rows)
 
-    def _output_columns(self, buffers, n) -> list[OutputColumn]:
+    def _output_columns(self, buffers, n, row_offset) -> list[OutputColumn]:
         out = []
         for m in self.columns:
+            if m.kind == "key":
+                from ._keys import key_values
+                kind, values = key_values(m.name, m.params, m.dtype,
+                                          np.arange(row_offset, row_offset + n))
+                out.append(OutputColumn(m.name, kind, values, None, m.dtype))
+                continue
             null = None if m.null_dim is None else buffers[m.null_dim].view(np.bool_)
             if m.encoding == "null":
                 null = np.ones(n, dtype=bool)
@@ -801,6 +828,9 @@ class GaussianCopula:
             else:
                 m.levels = arrays.get(f"{i}.levels")
             m.constant = e.get("constant")
+            if m.kind == "key":
+                from ._keys import check_key_params
+                m.params = check_key_params(m.name, m.params)
             model.columns.append(m)
         return model
 

@@ -163,6 +163,8 @@ class _TableView:
             c = next(c for c in t if c.name == name)
             if c.kind == "categorical":
                 col = _encode_categorical(name, c.values, c.null, tuple(c.categories))
+            elif c.kind == "string":      # generated string keys
+                col = _encode_categorical(name, c.values, c.null)
             elif c.kind == "datetime":
                 col = _encode_numpy(name, c.values.view("datetime64[ns]"), c.null)
             else:
