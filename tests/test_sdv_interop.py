@@ -494,3 +494,20 @@ def test_key_with_an_unsupported_regex_is_refused():
         "primary_key": "k"}}})
     with pytest.raises(ValueError, match="'k'.*RegexGenerator"):
         synthcore.GaussianCopula.from_sdv(fit_sdv(df, metadata))
+
+
+def test_generated_pii_columns_are_refused_or_omitted():
+    df = _datetime_table(None, n=400)[["x"]].assign(
+        email=[f"user{i}@example.com" for i in range(400)], plan=["a", "b"] * 200)
+    metadata = Metadata.load_from_dict({"tables": {TABLE: {"columns": {
+        "x": {"sdtype": "numerical"}, "email": {"sdtype": "email", "pii": True},
+        "plan": {"sdtype": "categorical"}}}}})
+    synthesizer = fit_sdv(df, metadata)
+    with pytest.raises(ValueError, match="'email'.*omit_generated"):
+        synthcore.GaussianCopula.from_sdv(synthesizer)
+    with pytest.warns(UserWarning, match="email"):
+        model = synthcore.GaussianCopula.from_sdv(synthesizer, omit_generated=True)
+    ours = model.sample(4000, seed=1, backend="cpu")
+    theirs = sdv_sample(synthesizer, 4000)
+    assert list(ours.columns) == ["x", "plan"]
+    _compare(ours, theirs[["x", "plan"]], discrete=("plan",))

@@ -446,8 +446,11 @@ def _distribution_setting(value):
     return type(value).__name__
 
 
-def read_sdv_gaussian_copula(synthesizer) -> dict:
+def read_sdv_gaussian_copula(synthesizer, omit_generated: bool = False) -> dict:
     """Return the sampling state of a fitted SDV GaussianCopulaSynthesizer as plain data.
+
+    ``omit_generated``: leave out non-key columns that SDV generates without modelling
+    them (PII through Faker), listed in ``state["omitted_columns"]``, instead of raising.
 
     Raises:
         TypeError: ``synthesizer`` is not a fitted
@@ -491,6 +494,7 @@ def read_sdv_gaussian_copula(synthesizer) -> dict:
     field_transformers = ht.field_transformers
 
     columns = []
+    omitted = []
     claimed = {}
     for name, meta in table_meta.items():
         sdtype = meta.get("sdtype")
@@ -525,10 +529,14 @@ def read_sdv_gaussian_copula(synthesizer) -> dict:
                 )
             tname = type(transformer).__name__
             outputs = [str(c) for c in (transformer.output_columns or [])]
+            if not outputs and omit_generated:
+                omitted.append(str(name))
+                continue
             if not outputs:
                 raise ValueError(
                     f"column {name!r}: transformer {tname} produces no modelled column "
-                    "(generated columns are not representable)"
+                    "(generated columns are not representable; omit_generated=True leaves "
+                    "them out)"
                 )
             params = _read_transformer(transformer, name)
             entry.update({"transformer": tname, **params, "latent": outputs})
@@ -570,7 +578,8 @@ def read_sdv_gaussian_copula(synthesizer) -> dict:
     original = getattr(synthesizer, "_original_columns", None)
     original = list(original) if original is not None and len(original) else None
     if original is not None:
-        original = [_scalar(c, c, "column name") for c in original]
+        original = [_scalar(c, c, "column name") for c, name in zip(original, table_meta)
+                    if str(name) not in omitted]
         if len(original) != len(columns):
             raise ValueError(
                 f"original column names {original} do not match the modelled columns"
@@ -593,6 +602,7 @@ def read_sdv_gaussian_copula(synthesizer) -> dict:
         },
         "num_rows": None if num_rows is None else int(num_rows),
         "columns": columns,
+        "omitted_columns": omitted,
         "output_column_names": original,
         "latent": latent,
         "correlation": corr,

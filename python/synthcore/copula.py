@@ -835,13 +835,16 @@ class GaussianCopula:
         return model
 
     @classmethod
-    def from_sdv(cls, synthesizer, *, knots: int = DEFAULT_KNOTS) -> "GaussianCopula":
+    def from_sdv(cls, synthesizer, *, knots: int = DEFAULT_KNOTS,
+                 omit_generated: bool = False) -> "GaussianCopula":
         """A model that samples the distribution of a fitted SDV
         ``GaussianCopulaSynthesizer`` with synthcore's kernels (see
         synthcore/_sdv_convert.py for what maps to what and what is not
-        representable). SDV is only read, never called to sample."""
+        representable). SDV is only read, never called to sample.
+        ``omit_generated=True`` leaves out the columns SDV generates without a model
+        (PII through Faker) instead of refusing the synthesizer."""
         from ._sdv_convert import from_sdv
-        return from_sdv(synthesizer, knots=knots, cls=cls)
+        return from_sdv(synthesizer, knots=knots, cls=cls, omit_generated=omit_generated)
 
 
 def _plan_arrays(plan):
