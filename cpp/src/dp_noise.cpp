@@ -22,6 +22,8 @@ namespace {
 
 constexpr size_t kValues = 256;  // per chunk of keystream
 constexpr size_t kLanes = 16;    // values searched side by side
+constexpr size_t kGroup = 16;    // values per word-interleaved group (dp_noise.py GROUP)
+static_assert(kLanes == kGroup && kValues % kGroup == 0, "chunks of whole groups");
 
 // The guide bucket of a 96-bit uniform. m > 0: sh 2^m + (U >> sh), sh = max(log2 U - m, 0)
 // (2^m buckets per octave); m < 0: the top -m bits of U (linear buckets).
@@ -63,24 +65,29 @@ struct NoiseIo {
   double r;
 };
 
+// Values first .. first + n - 1 (first a multiple of kGroup): word k of value 16 g + j
+// is stream word (g per + k) 16 + j, so a chunk of whole groups is one contiguous range.
 SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                            const NoiseTables& tb, const NoiseIo& io, size_t first, size_t n) {
   const size_t per = 1 + 3 * static_cast<size_t>(tb.segments);
   std::vector<uint32_t> words(kValues * per);
   for (size_t c = 0; c < n; c += kValues) {
     const size_t m = std::min(kValues, n - c);
-    secure_random_fill(key, stream, word_offset + (first + c) * per, words.data(), m * per);
+    const size_t groups = (m + kGroup - 1) / kGroup;
+    secure_random_fill(key, stream, word_offset + (first + c) * per, words.data(),
+                       groups * kGroup * per);
     for (size_t v0 = 0; v0 < m; v0 += kLanes) {
       const size_t lanes = std::min(kLanes, m - v0);
+      const uint32_t* group = words.data() + v0 * per;  // kLanes == kGroup
       int64_t head[kLanes], higher[kLanes], count[kLanes];
       for (size_t l = 0; l < kLanes; ++l) higher[l] = 0;
       for (int s = 0; s < tb.segments; ++s) {
         uint64_t u_hi[kLanes] = {};
         uint32_t u_lo[kLanes] = {};
         for (size_t l = 0; l < lanes; ++l) {
-          const uint32_t* w = words.data() + (v0 + l) * per + 1 + 3 * s;
-          u_hi[l] = (static_cast<uint64_t>(w[0]) << 32) | w[1];
-          u_lo[l] = w[2];
+          const uint32_t* w = group + kGroup * (1 + 3 * s) + l;
+          u_hi[l] = (static_cast<uint64_t>(w[0]) << 32) | w[kGroup];
+          u_lo[l] = w[2 * kGroup];
         }
         search_segment(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
                        tb.guide + tb.guide_starts[s], tb.guide_bits[s], tb.window_log2[s], u_hi,
@@ -94,7 +101,7 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
       }
       for (size_t l = 0; l < lanes; ++l) {
         const int64_t a = head[l] + (head[l] > 0) * higher[l];
-        const int64_t negative = words[(v0 + l) * per] & 1u;
+        const int64_t negative = group[l] & 1u;
         const int64_t z = (a ^ -negative) + negative;  // branch-free sign
         const size_t i = first + c + v0 + l;
         if (io.xf) {
@@ -120,13 +127,15 @@ struct Uniform8 {
   __m512i lo;  // bits 31..0
 };
 
-// U of segment s for values v .. v + 7 of the chunk: words per v + 1 + 3 s .. + 2.
-SC_AVX512 SC_ALWAYS_INLINE Uniform8 load_uniforms(const uint32_t* words, __m512i word_index) {
-  // one 64-bit gather reads (w0, w1) little-endian; rotating by 32 gives w0 2^32 + w1
-  const __m512i pair = _mm512_i64gather_epi64(word_index, words, 4);
-  const __m256i third = _mm512_i64gather_epi32(
-      _mm512_add_epi64(word_index, _mm512_set1_epi64(2)), words, 4);
-  return {_mm512_ror_epi64(pair, 32), _mm512_cvtepu32_epi64(third)};
+// U of eight values from their three words (one vector of each: the group layout).
+SC_AVX512 SC_ALWAYS_INLINE Uniform8 load_uniforms(__m256i w0, __m256i w1, __m256i w2) {
+  return {_mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(w0), 32),
+                          _mm512_cvtepu32_epi64(w1)),
+          _mm512_cvtepu32_epi64(w2)};
+}
+
+SC_AVX512 SC_ALWAYS_INLINE __m256i half_of(const uint32_t* group_word, int k) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group_word + 8 * k));
 }
 
 SC_AVX512 SC_ALWAYS_INLINE __m512i bucket_index8(const Uniform8& u, int m) {
@@ -173,36 +182,34 @@ SC_AVX512 SC_ALWAYS_INLINE __m512i search8(const uint64_t* th, const uint32_t* t
   return p;
 }
 
-constexpr int kVectors = 2;  // vectors of eight values per iteration
+constexpr int kVectors = 2;  // vectors of eight values: one group
+static_assert(8 * kVectors == kGroup, "a group per iteration");
 
 SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                                   const NoiseTables& tb, const uint64_t* fused,
                                   const NoiseIo& io, size_t first, size_t n) {
-  const int64_t per = 1 + 3 * static_cast<int64_t>(tb.segments);
-  // room for the last iteration's lanes past the chunk (their words are never used)
-  std::vector<uint32_t> words(kValues * per + 64, 0u);
+  const size_t per = 1 + 3 * static_cast<size_t>(tb.segments);
+  std::vector<uint32_t> words(kValues * per);
   alignas(64) int64_t z[kValues];
-  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
   for (size_t c = 0; c < n; c += kValues) {
     const size_t m = std::min(kValues, n - c);
-    secure_random_fill(key, stream, word_offset + (first + c) * per, words.data(), m * per);
-    for (size_t v0 = 0; v0 < m; v0 += 8 * kVectors) {
-      __m512i head[kVectors], higher[kVectors], base[kVectors];
-      for (int k = 0; k < kVectors; ++k) {
-        base[k] = _mm512_mullo_epi64(
-            _mm512_add_epi64(lane, _mm512_set1_epi64(static_cast<int64_t>(v0) + 8 * k)),
-            _mm512_set1_epi64(per));
-        higher[k] = _mm512_setzero_si512();
-      }
+    const size_t groups = (m + kGroup - 1) / kGroup;
+    secure_random_fill(key, stream, word_offset + (first + c) * per, words.data(),
+                       groups * kGroup * per);
+    for (size_t g = 0; g < groups; ++g) {
+      const uint32_t* group = words.data() + g * kGroup * per;
+      __m512i head[kVectors], higher[kVectors];
+      for (int k = 0; k < kVectors; ++k) higher[k] = _mm512_setzero_si512();
       for (int s = 0; s < tb.segments; ++s) {
         const uint64_t* th = tb.t_hi + tb.starts[s];
         const uint32_t* tl = tb.t_lo + tb.starts[s];
         const uint64_t* guide = fused + 2 * tb.guide_starts[s];
         const int gm = tb.guide_bits[s], w = tb.window_log2[s];
         const __m512i mult = _mm512_set1_epi64(tb.multipliers[s]);
+        const uint32_t* sw = group + kGroup * (1 + 3 * s);
         for (int k = 0; k < kVectors; ++k) {
-          const Uniform8 u = load_uniforms(
-              words.data(), _mm512_add_epi64(base[k], _mm512_set1_epi64(1 + 3 * s)));
+          const Uniform8 u = load_uniforms(half_of(sw, k), half_of(sw + kGroup, k),
+                                           half_of(sw + 2 * kGroup, k));
           const __m512i x = search8(th, tl, guide, gm, w, u);
           if (s == 0) head[k] = x;
           else higher[k] = _mm512_add_epi64(higher[k], _mm512_mullo_epi64(mult, x));
@@ -211,9 +218,9 @@ SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_
       for (int k = 0; k < kVectors; ++k) {
         const __mmask8 nonzero = _mm512_test_epi64_mask(head[k], head[k]);
         const __m512i a = _mm512_mask_add_epi64(head[k], nonzero, head[k], higher[k]);
-        const __m256i sign_word = _mm512_i64gather_epi32(base[k], words.data(), 4);
-        const __mmask8 negative = _mm256_test_epi32_mask(sign_word, _mm256_set1_epi32(1));
-        _mm512_store_si512(z + v0 + 8 * k,
+        const __mmask8 negative = _mm256_test_epi32_mask(half_of(group, k),
+                                                         _mm256_set1_epi32(1));
+        _mm512_store_si512(z + g * kGroup + 8 * k,
                            _mm512_mask_sub_epi64(a, negative, _mm512_setzero_si512(), a));
       }
     }
@@ -278,6 +285,18 @@ std::vector<uint64_t> fused_guide(const NoiseTables& tb, size_t n) {
 #endif
 }
 
+// Threads take whole groups, so every piece starts on a group.
+void noise_groups(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
+                  const NoiseTables& tb, const std::vector<uint64_t>& fused, const NoiseIo& io,
+                  size_t n, int num_threads) {
+  const size_t groups = (n + kGroup - 1) / kGroup;
+  parallel_for(groups, num_threads, (1 << 14) / kGroup, [&](size_t b, size_t e) {
+    const size_t first = b * kGroup, last = std::min(n, e * kGroup);
+    noise_any(key, stream, word_offset, tb, fused.empty() ? nullptr : fused.data(), io, first,
+              last - first);
+  });
+}
+
 }  // namespace
 
 void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
@@ -285,10 +304,7 @@ void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                    int num_threads) {
   const NoiseIo io{x, out, nullptr, nullptr, 0.0};
   const std::vector<uint64_t> fused = fused_guide(tables, n);
-  parallel_for(n, num_threads, 1 << 14, [&](size_t b, size_t e) {
-    noise_any(key, stream, word_offset, tables, fused.empty() ? nullptr : fused.data(), io, b,
-              e - b);
-  });
+  noise_groups(key, stream, word_offset, tables, fused, io, n, num_threads);
 }
 
 void grid_float_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
@@ -296,10 +312,7 @@ void grid_float_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offse
                       double* out, size_t n, int num_threads) {
   const NoiseIo io{nullptr, nullptr, x, out, granularity};
   const std::vector<uint64_t> fused = fused_guide(tables, n);
-  parallel_for(n, num_threads, 1 << 14, [&](size_t b, size_t e) {
-    noise_any(key, stream, word_offset, tables, fused.empty() ? nullptr : fused.data(), io, b,
-              e - b);
-  });
+  noise_groups(key, stream, word_offset, tables, fused, io, n, num_threads);
 }
 
 }  // namespace synthcore
