@@ -11,6 +11,7 @@ namespace synthcore::cuda {
 namespace {
 
 constexpr int kThreads = 128;
+constexpr uint64_t kGroup = 16;  // values per word-interleaved group (dp_noise.py GROUP)
 
 struct Tables {
   int segments;
@@ -51,14 +52,15 @@ __global__ void noise_kernel(const uint32_t* words, Tables tb, const int64_t* x,
   const uint64_t per = 1 + 3 * static_cast<uint64_t>(tb.segments);
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
-    const uint32_t* w = words + per * i;
+    // groups of kGroup values, word-interleaved: word k of value i at w[kGroup k]
+    const uint32_t* w = words + per * (i - i % kGroup) + i % kGroup;
     int64_t head = 0, higher = 0;
     for (int s = 0; s < tb.segments; ++s) {
-      const uint32_t* u = w + 1 + 3 * s;
+      const uint32_t* u = w + kGroup * (1 + 3 * s);
       const int64_t c = search(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
                                tb.guide + tb.guide_starts[s], tb.guide_bits[s],
-                               tb.window_log2[s], (static_cast<uint64_t>(u[0]) << 32) | u[1],
-                               u[2]);
+                               tb.window_log2[s],
+                               (static_cast<uint64_t>(u[0]) << 32) | u[kGroup], u[2 * kGroup]);
       if (s == 0) head = c;
       else higher += tb.multipliers[s] * c;
     }

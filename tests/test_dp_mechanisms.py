@@ -51,6 +51,34 @@ def test_cpu_and_numpy_give_the_same_noise(scale):
     assert a.insecure_generator and b.insecure_generator
 
 
+@pytest.mark.parametrize("n", [1, 15, 17, 1000, 4111])
+@pytest.mark.parametrize("scale", [2.0, 3e5])
+def test_cpu_and_numpy_agree_on_partial_groups(n, scale):
+    # n < 4096 takes the portable kernel, larger n the vector one; values go in groups of
+    # 16, and a partial last group still uses (and reserves) the whole group's words
+    gens = [dp.insecure_generator_for_tests(9) for _ in range(2)]
+    x = np.arange(n, dtype=np.int64)
+    out = [dp.discrete_laplace(x, scale=scale, generator=g, backend=b).values
+           for g, b in zip(gens, ["numpy", "cpu"])]
+    np.testing.assert_array_equal(out[0], out[1])
+    per = dp_noise.laplace_tables(scale).words_per_value
+    assert gens[0]._next == gens[1]._next == -(-n // 16) * 16 * per
+
+
+def test_values_are_word_interleaved_in_groups_of_16():
+    # the definition: word k of value 16 g + j is stream word (g per + k) 16 + j
+    tb = dp_noise.laplace_tables(5.0)
+    per = tb.words_per_value
+    words = np.random.default_rng(3).integers(0, 2**32, size=2 * 16 * per, dtype=np.uint32)
+    z = dp_noise.noise(tb, words, 32)
+    for i in (0, 5, 16, 31):
+        g, j = divmod(i, 16)
+        own = words[[(g * per + k) * 16 + j for k in range(per)]]
+        single = np.zeros(16 * per, np.uint32)
+        single[np.arange(per) * 16] = own
+        assert dp_noise.noise(tb, single, 1)[0] == z[i]
+
+
 def test_empirical_privacy_loss_within_epsilon():
     # Neighbouring counts 0 and 1 (sensitivity 1); estimate P(output in S) for the
     # events S = {y <= c} and check max |log ratio| <= epsilon (with a statistical margin).

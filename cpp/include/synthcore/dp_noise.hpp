@@ -1,6 +1,8 @@
 // Exact integer DP noise (discrete Laplace, discrete Gaussian) from the ChaCha20 word
 // stream. python/synthcore/_reference/dp_noise.py is the definition and the oracle.
-// Each value reads 1 + 3 S words: a sign word, then one 96-bit uniform U per segment.
+// Each value reads 1 + 3 S words: a sign word, then one 96-bit uniform U per segment;
+// values go in groups of 16, word-interleaved (word k of value 16 g + j is stream word
+// (g (1 + 3 S) + k) 16 + j), so n values take 16 ceil(n / 16) (1 + 3 S) words.
 // Per segment: a guide bucket from U's top bits (2^m buckets per octave) gives the
 // count of thresholds above the bucket, then W branch-free binary-search steps over the
 // decreasing 96-bit survival thresholds finish the count X;
@@ -27,8 +29,8 @@ struct NoiseTables {
   const uint32_t* t_lo;          // bits 31..0
 };
 
-// out[i] = x[i] + noise value i, from words [word_offset + (1 + 3 S) i, ...) of
-// (key, stream). out may alias x.
+// out[i] = x[i] + noise value i, from the words of its group (see above) at word_offset
+// in (key, stream). out may alias x.
 void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                    const NoiseTables& tables, const int64_t* x, int64_t* out, size_t n,
                    int num_threads);

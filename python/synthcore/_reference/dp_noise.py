@@ -16,7 +16,10 @@ table is padded with 2^W zeros (near-uniform tables, the low digits of a large-s
 geometric, use linear buckets instead: the top bits of U). Every value does the same index arithmetic, one guide
 load and W steps, whatever U is.
 
-A noise value is built from *segments* (one search each) and one sign word:
+A noise value is built from *segments* (one search each) and one sign word. Values go
+in groups of GROUP = 16, word-interleaved: word k of value i = 16 g + j is stream word
+(g per + k) 16 + j (per = words_per_value), so that each keystream block holds one word
+of sixteen consecutive values (the CPU loads them as one vector, no gathers):
 
     word 0            sign (bit 0)
     words 1 + 3 s ..  the uniform of segment s
@@ -53,6 +56,7 @@ MAX_LAPLACE_SCALE = 2.0 ** 52
 MAX_GAUSSIAN_SIGMA = 1.0e5
 MAX_TABLE_ENTRIES = 1 << 21
 SINGLE_TABLE_ENTRIES = 1 << 16   # discrete Laplace scales up to ~940 use one table over |Z|
+GROUP = 16                       # values per word-interleaved group (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class NoiseTables:
     @property
     def words_per_value(self) -> int:
         return 1 + 3 * self.segments
+
+    def words_for(self, n: int) -> int:
+        """Keystream words that n values take: whole groups of GROUP values."""
+        return -(-int(n) // GROUP) * GROUP * self.words_per_value
 
 
 def _fixed(x) -> int:
@@ -315,9 +323,12 @@ def survival_search(u_hi, u_lo, t_hi, t_lo, guide, m: int, w: int) -> np.ndarray
     return pos
 
 
-def noise(tables: NoiseTables, words) -> np.ndarray:
-    """int64 noise, one value per ``tables.words_per_value`` words."""
-    w = np.asarray(words, dtype=np.uint32).reshape(-1, tables.words_per_value).astype(np.uint64)
+def noise(tables: NoiseTables, words, n: int) -> np.ndarray:
+    """n int64 noise values from ``tables.words_for(n)`` words (groups of GROUP values,
+    word-interleaved)."""
+    per = tables.words_per_value
+    w = np.asarray(words, dtype=np.uint32).reshape(-1, per, GROUP).transpose(0, 2, 1)
+    w = w.reshape(-1, per)[:n].astype(np.uint64)
     head = None
     higher = np.zeros(w.shape[0], dtype=np.int64)
     for s in range(tables.segments):

@@ -138,12 +138,12 @@ def _changed(changed_coordinates, n):
 def _add_noise(flat, tables: _ref.NoiseTables, generator: SecureGenerator, name_b: str):
     """flat (int64, 1-D, NumPy or CuPy) + noise drawn with ``tables``: a new array."""
     n = int(flat.size)
-    first = generator._reserve(tables.words_per_value * n)
+    first = generator._reserve(tables.words_for(n))
     if name_b == "cuda":
         import cupy
         out = cupy.empty(n, dtype=cupy.int64)
         if n:
-            words = _words(generator._key, generator._stream, first, tables.words_per_value * n,
+            words = _words(generator._key, generator._stream, first, tables.words_for(n),
                            None, "cuda", generator._device_keys)
             dev = [cupy.asarray(a) for a in (tables.multipliers, tables.starts,
                                              tables.window_log2, tables.guide_bits,
@@ -156,8 +156,8 @@ def _add_noise(flat, tables: _ref.NoiseTables, generator: SecureGenerator, name_
         return out
     if name_b == "numpy":
         words = _ref_words.stream_words(generator._key, generator._stream, first,
-                                        tables.words_per_value * n)
-        return flat + _ref.noise(tables, words)
+                                        tables.words_for(n))
+        return flat + _ref.noise(tables, words, n)
     out = np.empty(n, dtype=np.int64)
     if n:
         _backend.core_module().integer_noise(
@@ -343,7 +343,7 @@ def _grid_noise(arr, max_abs, r, tables, generator, name_b):
         x64 = np.ascontiguousarray(flat, dtype=np.float64)
         n = int(x64.size)
         out = np.empty(n, dtype=np.float64)
-        first = generator._reserve(tables.words_per_value * n)
+        first = generator._reserve(tables.words_for(n))
         if n:
             _backend.core_module().grid_float_noise(
                 generator._key, generator._stream, first,
