@@ -308,9 +308,7 @@ class Rules:
             out.update(derived)
             return out
         if module.startswith("pandas"):
-            # take() returns a new frame, as loc[mask].copy() does, in one gather
-            # instead of two (it is most of filter's time on large frames)
-            out = table.take(np.flatnonzero(mask))
+            out = _filter_pandas(table, mask, backend)
             for k, v in derived.items():
                 out[k] = v
             return out
@@ -333,6 +331,47 @@ class Rules:
         result = self.evaluate(table, backend=backend)
         n = len(result.mask)
         return RuleReport(n, result.n_valid, list(result.rules), [int(c) for c in result.counts])
+
+
+def _filter_pandas(table, mask, backend):
+    """``table.take(np.flatnonzero(mask))``, with the NumPy-backed columns and a
+    RangeIndex gathered natively in one threaded pass (synthcore/_compact.py) and the
+    frame assembled from them without another copy. Other columns (categorical,
+    strings, extension arrays) are taken by pandas. The result is a new frame, as
+    ``take`` gives, with the same columns, dtypes, index and attrs."""
+    import pandas as pd
+    from ._compact import compact_rows
+    if type(table) is not pd.DataFrame or _backend.resolve(backend, arrays=(mask,)) != "cpu":
+        return table.take(np.flatnonzero(mask))
+    index = table.index
+    range_index = isinstance(index, pd.RangeIndex) and index.step == 1
+    arrays, native = [], []
+    for j in range(table.shape[1]):
+        dtype = table.dtypes.iloc[j]
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufMm":
+            v = table._ixs(j, axis=1)._values
+            if isinstance(v, np.ndarray) and v.ndim == 1:
+                native.append(j)
+                arrays.append(v if v.flags.c_contiguous else np.ascontiguousarray(v))
+                continue
+        arrays.append(None)
+    mask_u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
+    kept, positions = compact_rows(mask_u8, [a for a in arrays if a is not None], positions=True,
+                                   base=index.start if range_index else 0, backend="cpu")
+    values = dict(zip(native, kept))
+    if len(values) < table.shape[1]:
+        rows = positions - index.start if range_index else positions
+        for j in range(table.shape[1]):
+            if j not in values:
+                values[j] = table._ixs(j, axis=1).take(rows)._values
+    if range_index:
+        new_index = pd.Index(positions, dtype=np.int64, name=index.name, copy=False)
+    else:
+        new_index = index.take(positions)
+    out = pd.DataFrame({j: values[j] for j in range(table.shape[1])}, index=new_index,
+                       copy=False)
+    out.columns = table.columns
+    return out.__finalize__(table, method="take")
 
 
 def _arrow_array(v):
