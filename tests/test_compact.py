@@ -48,6 +48,10 @@ def test_compact_rows_equals_boolean_index(backend, threads, n, density):
         assert pos is None
         for c, g, buf in zip(cols, got, copies):
             assert np.array_equal(g, c[index]) and (len(g) == 0 or np.shares_memory(g, buf))
+        # fewer in-place columns than threads: pieces compacted, then moved together
+        one = cols[0].copy()
+        got, _ = compact_rows(mask, [one], limit=limit, in_place=True, backend=backend)
+        assert np.array_equal(got[0], cols[0][index])
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])

@@ -88,13 +88,19 @@ size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactCo
     r0 = p * kPiece;
     r1 = std::min(n, r0 + kPiece);
   };
+  std::vector<int> which;  // the in-place columns
+  for (int k = 0; k < cols.n_columns; ++k)
+    if (in_place[k]) which.push_back(k);
+  // in place, with a column or more per thread: each column compacted in one
+  // sequential pass by one thread (one read and one write of every value)
+  const bool by_column = any_in_place && which.size() >= static_cast<size_t>(std::max(1, num_threads));
   // 1. counts per piece; pieces compacted in place to their own start meanwhile
   parallel_for(pieces, num_threads, 4, [&](size_t p0, size_t p1) {
     for (size_t p = p0; p < p1; ++p) {
       size_t r0, r1;
       piece_rows(p, r0, r1);
       counts[p] = count_range(mask, r0, r1);
-      if (!any_in_place || counts[p] == 0) continue;
+      if (!any_in_place || by_column || counts[p] == 0) continue;
       const size_t last = last_kept(mask, r0, r1);
       for (int k = 0; k < cols.n_columns; ++k) {
         if (!in_place[k]) continue;
@@ -146,11 +152,31 @@ size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactCo
       }
     });
   }
+  if (by_column && kept > 0) {
+    // the row of the kept-th kept row bounds the pass; rows before the first
+    // rejected one stay where they are
+    size_t p = 0;
+    while (offsets[p + 1] < kept) ++p;
+    size_t r0, r1, last = 0, seen = offsets[p];
+    piece_rows(p, r0, r1);
+    for (size_t i = r0; i < r1; ++i)
+      if (mask[i] && ++seen == kept) { last = i; break; }
+    size_t first_gap = 0;
+    while (first_gap <= last && mask[first_gap]) ++first_gap;
+    if (first_gap <= last) {
+      parallel_for(which.size(), num_threads, 1, [&](size_t c0, size_t c1) {
+        for (size_t c = c0; c < c1; ++c) {
+          const int k = which[c];
+          const int s = cols.itemsize[k];
+          char* data = static_cast<char*>(cols.out[k]);
+          gather_column(s, mask, first_gap, last, data, data + first_gap * s);
+        }
+      });
+    }
+    return kept;
+  }
   // 3. in-place columns: pieces moved down to their offsets, in row order per column
   if (any_in_place && kept > 0) {
-    std::vector<int> which;
-    for (int k = 0; k < cols.n_columns; ++k)
-      if (in_place[k]) which.push_back(k);
     parallel_for(which.size(), num_threads, 1, [&](size_t c0, size_t c1) {
       for (size_t c = c0; c < c1; ++c) {
         const int k = which[c];

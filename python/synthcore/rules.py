@@ -63,7 +63,7 @@ def _encode_numpy(name: str, values: np.ndarray, null: Optional[np.ndarray] = No
             v[null] = 1
         return RuleColumn(ColumnInfo(name, "bool"), v)
     if k == "M":
-        v = values.astype("datetime64[ns]").view(np.int64)
+        v = values.astype("datetime64[ns]", copy=False).view(np.int64)
         if null is not None and null.any():
             v = np.where(null, np.int64(INT_NULL), v)
         return RuleColumn(ColumnInfo(name, "datetime"), np.ascontiguousarray(v))
@@ -82,7 +82,7 @@ def _encode_categorical(name, values, null=None, categories=None):
         categories = tuple(u.item() if isinstance(u, np.generic) else u for u in uniques)
     else:
         codes = np.asarray(values)
-    codes = codes.astype(np.int32)
+    codes = codes.astype(np.int32, copy=False)
     if null is not None and null.any():
         codes = np.where(null, np.int32(-1), codes)
     return RuleColumn(ColumnInfo(name, "categorical", tuple(categories)),
@@ -112,8 +112,11 @@ class _TableView:
     ``_table.OutputColumn`` (the synthesizers' sampled columns), converting only the
     columns a program reads."""
 
-    def __init__(self, table):
+    def __init__(self, table, sentinel_nulls=frozenset()):
         self.table = table
+        # names of OutputColumns whose null rows already hold the null of their storage
+        # (NaN, INT64_MIN, code -1: the copula kernel writes these), read without a merge
+        self.sentinel_nulls = sentinel_nulls
         module = type(table).__module__
         if isinstance(table, dict):
             self.kind = "dict"
@@ -161,12 +164,16 @@ class _TableView:
                 col = _encode_numpy(name, np.asarray(v))
         elif self.kind == "output":
             c = next(c for c in t if c.name == name)
+            null = c.null
+            if name in self.sentinel_nulls and (c.kind == "categorical" or c.values.dtype in
+                                                (np.float64, np.float32, np.int64)):
+                null = None
             if c.kind == "categorical":
-                col = _encode_categorical(name, c.values, c.null, tuple(c.categories))
+                col = _encode_categorical(name, c.values, null, tuple(c.categories))
             elif c.kind == "datetime":
-                col = _encode_numpy(name, c.values.view("datetime64[ns]"), c.null)
+                col = _encode_numpy(name, c.values.view("datetime64[ns]"), null)
             else:
-                col = _encode_numpy(name, c.values, c.null)
+                col = _encode_numpy(name, c.values, null)
         elif self.kind == "pandas":
             col = _encode_series(name, t[next(c for c in t.columns if str(c) == name)])
         else:
