@@ -39,26 +39,6 @@ def _as_rules(rules):
                                                         else [rules])
 
 
-def _take(col: OutputColumn, index: np.ndarray) -> OutputColumn:
-    return OutputColumn(col.name, col.kind, col.values[index],
-                        None if col.null is None else col.null[index], col.dtype,
-                        col.categories, col.tz)
-
-
-def _concat(parts: list) -> list:
-    out = []
-    for k, first in enumerate(parts[0]):
-        cols = [p[k] for p in parts]
-        null = None
-        if any(c.null is not None for c in cols):
-            null = np.concatenate([c.null if c.null is not None else
-                                   np.zeros(len(c.values), bool) for c in cols])
-        out.append(OutputColumn(first.name, first.kind,
-                                np.concatenate([c.values for c in cols]), null, first.dtype,
-                                first.categories, first.tz))
-    return out
-
-
 def _derived_column(name, output, raw) -> OutputColumn:
     from ._rules_compile import INT_NULL
     kind = output.kind
@@ -202,13 +182,26 @@ def _check_request(n, min_acceptance):
     return int(n)
 
 
+def _row_of_kept(mask, want, total) -> int:
+    """The row of the ``want``-th kept row of ``mask`` (1-based count; ``total`` rows are
+    kept in all, ``total >= want``), found by scanning only a tail of the mask."""
+    after = total - want                   # kept rows that follow it
+    tail = max(4096, 4 * after)
+    while True:
+        tail = min(tail, len(mask))
+        rows = np.flatnonzero(mask[len(mask) - tail:])
+        if len(rows) > after:
+            return len(mask) - tail + int(rows[len(rows) - after - 1])
+        tail *= 4
+
+
 def reject_and_refill(n, row_offset, min_acceptance, evaluate_batch, step=1):
     """The kept parts and the acceptance record of reject and refill: the first ``n``
     candidate rows, in row order, that satisfy every rule. ``evaluate_batch(count,
     offset)`` returns (mask, violation counts, rule texts, keep) for candidates
-    ``offset .. offset + count - 1``, ``keep(index)`` the part of those rows. Batches
-    are multiples of ``step``; they decide how many candidates are drawn per step,
-    never which are kept."""
+    ``offset .. offset + count - 1``, ``keep(limit)`` the part made of the first
+    ``limit`` rows of those where the mask is true. Batches are multiples of ``step``;
+    they decide how many candidates are drawn per step, never which are kept."""
     parts, total_kept, seen, counts, texts, rate = [], 0, 0, None, [], 1.0
     offset = int(row_offset)
     while total_kept < n:
@@ -219,13 +212,14 @@ def reject_and_refill(n, row_offset, min_acceptance, evaluate_batch, step=1):
         batch = -(-batch // step) * step
         mask, c, texts, keep = evaluate_batch(batch, offset)
         counts = c if counts is None else counts + c
-        index = np.flatnonzero(mask)[:want]
-        parts.append(keep(index))
+        passed = int(np.count_nonzero(mask))
+        got = min(passed, want)
+        parts.append(keep(got))
         # candidates actually consumed: up to the last kept row when the batch finished n
-        seen += batch if len(index) < want or len(index) == 0 else int(index[-1]) + 1
-        total_kept += len(index)
+        seen += batch if got < want or got == 0 else _row_of_kept(mask, want, passed) + 1
+        total_kept += got
         offset += batch
-        rate = (total_kept if total_kept else int(np.count_nonzero(mask))) / seen
+        rate = (total_kept if total_kept else passed) / seen
         if total_kept < n and seen >= PILOT and total_kept / seen < min_acceptance:
             worst = int(np.argmax(counts))
             raise RuleAcceptanceError(
@@ -240,8 +234,35 @@ def reject_and_refill(n, row_offset, min_acceptance, evaluate_batch, step=1):
     return parts, info
 
 
+class _CandidateBuffers:
+    """The copula kernel's raw output buffers (one per latent dim), filled batch after
+    batch: a batch is sampled into the rows after those already kept, its accepted rows
+    are compacted in place (synthcore/_compact.py) right behind them, so the kept rows
+    are never gathered into new arrays or concatenated."""
+
+    def __init__(self, dtypes):
+        self.dtypes = dtypes
+        self.arrays = [np.empty(0, dt) for dt in dtypes]
+        self.filled = 0
+
+    def batch(self, count):
+        """Views of the ``count`` rows after the kept ones (grown when needed)."""
+        need = self.filled + count
+        if self.arrays and need > len(self.arrays[0]):
+            size = need if self.filled == 0 else max(need, len(self.arrays[0]) * 3 // 2)
+            grown = [np.empty(size, dt) for dt in self.dtypes]
+            for g, a in zip(grown, self.arrays):
+                g[:self.filled] = a[:self.filled]
+            self.arrays = grown
+        return [a[self.filled:need] for a in self.arrays]
+
+
 def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
                       min_acceptance, conditions=None):
+    from ._backend import resolve
+    from ._compact import compact_rows
+    from ._conditional import parse_conditions
+    from ._seeding import philox_key
     from .rules import _TableView, run_program
     if conditions is not None and not isinstance(conditions, dict):
         raise ValueError("with rules, conditions must be a dict for all rows (a table of "
@@ -255,24 +276,54 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     for name, cond in folded.items():
         merged.setdefault(name, cond)          # the caller's own condition is kept as given
     merged = merged or None
+    from .copula import _check_rows
+    hosts = ("pandas", "arrow", "polars", "numpy")
+    if output not in hosts:
+        raise ValueError(f"with rules, output must be one of {hosts}, got {output!r}")
+    _check_rows(stream, row_offset, n)
+    if merged:
+        parse_conditions(model.columns, merged, 1)     # bad conditions fail before sampling
+    # the candidates are sampled and checked on the host (backend='cuda' included)
+    name = resolve("cpu" if backend == "cuda" else backend, arrays=(np.empty(0),))
+    key = philox_key(seed)
+    plan = model.plan()
+    buffers = _CandidateBuffers(plan.out_dtype)
+    derived_parts = []
+    has_keys = any(m.kind == "key" for m in model.columns)
+    kept_rows = []
+    program_of = {}
+    # columns read straight from the kernel's buffers, whose nulls hold the sentinels
+    sampled = frozenset(m.name for m in model.columns if m.value_dim is not None)
 
     def evaluate_batch(count, offset):
-        cols = model.sample(count, seed=seed, stream=stream, row_offset=offset,
-                            conditions=merged,
-                            backend=backend if backend != "cuda" else "cpu", output="columns")
-        program, columns, m = rules.bind(_TableView(cols))
-        mask, c, derived = run_program(program, columns, m,
-                                       None if backend in (None, "auto", "cuda") else backend)
+        views = buffers.batch(count)
+        per_column = parse_conditions(model.columns, merged, count)[1] if merged else None
+        model._fill_buffers(plan, name, views, count, key, int(stream), offset, per_column)
+        cols = model._output_columns(views, count, offset)
+        program, columns, m = rules.bind(_TableView(cols, sentinel_nulls=sampled))
+        program_of["p"] = program
+        mask, c, derived = run_program(program, columns, m, name)
 
-        def keep(index):
-            return [_take(col, index) for col in cols] + \
-                [_derived_column(o.name, o, d[index]) for o, d in zip(program.outputs, derived)]
+        def keep(limit):
+            kept, _ = compact_rows(mask, views + derived, limit=limit, in_place=True,
+                                   backend=name)
+            buffers.filled += limit
+            derived_parts.append(kept[len(views):])
+            if has_keys:      # key columns are made from the kept rows' indices
+                kept_rows.append(offset + np.flatnonzero(mask)[:limit])
+            return limit
         return mask, c, program.rule_texts, keep
 
-    parts, info = reject_and_refill(n, row_offset, min_acceptance, evaluate_batch)
+    _, info = reject_and_refill(n, row_offset, min_acceptance, evaluate_batch)
     info["conditions_from_rules"] = folded
     model.last_sample_info = info
-    columns = _concat(parts) if len(parts) > 1 else parts[0]
+    columns = model._output_columns([a[:n] for a in buffers.arrays], n,
+                                    np.concatenate(kept_rows) if has_keys else 0)
+    program = program_of["p"]
+    for k, o in enumerate(program.outputs):
+        parts = [p[k] for p in derived_parts]
+        raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        columns.append(_derived_column(o.name, o, raw))
     return build_output(columns, output)
 
 
@@ -291,7 +342,8 @@ def sample_frames_with_rules(draw, n, rules, *, row_offset, min_acceptance, step
         result = rules.evaluate(frame)
         mask = np.asarray(result.mask.get() if hasattr(result.mask, "get") else result.mask)
 
-        def keep(index):
+        def keep(limit):
+            index = np.flatnonzero(mask)[:limit]
             kept = frame.iloc[index].copy()
             for name, values in result.derived.items():
                 kept[name] = values[index]

@@ -582,12 +582,7 @@ class GaussianCopula:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         if output not in OUTPUTS and output != "columns":
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        for name, v, top in (("stream", stream, 2**44), ("row_offset", row_offset, 2**62)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < top:
-                raise ValueError(f"{name} must be an integer in [0, 2**{int(math.log2(top))}), "
-                                 f"got {v!r}")
-        if row_offset + n > 2**62:
-            raise ValueError("row_offset + n exceeds 2**62 rows")
+        _check_rows(stream, row_offset, n)
         key = philox_key(seed)
         name = _backend.resolve(backend)
         if output == "cupy" and name != "cuda":
@@ -599,25 +594,32 @@ class GaussianCopula:
                                  "pass backend='cpu'")
             return self._sample_cuda(plan, int(n), key, int(stream), int(row_offset), output)
         buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
-        if conditions is not None and plan.d:
+        self._fill_buffers(plan, name, buffers, int(n), key, int(stream), int(row_offset),
+                           per_column if conditions is not None else None)
+        if output == "columns":   # internal: typed columns
+            return self._output_columns(buffers, int(n), int(row_offset))
+        return build_output(self._output_columns(buffers, int(n), int(row_offset)), output)
+
+    def _fill_buffers(self, plan, name, buffers, n, key, stream, row_offset, per_column=None):
+        """Rows ``row_offset .. row_offset + n - 1`` into the plan's raw output buffers
+        (``n`` rows each, e.g. slices of larger ones), on the cpu or numpy backend, under
+        the parsed conditions ``per_column`` when given."""
+        if not plan.d:
+            return
+        if per_column is not None:
             # chunk by rows: the latent matrix never exceeds d x CONDITION_CHUNK
-            for r0 in range(0, int(n), CONDITION_CHUNK):
-                r1 = min(int(n), r0 + CONDITION_CHUNK)
+            for r0 in range(0, n, CONDITION_CHUNK):
+                r1 = min(n, r0 + CONDITION_CHUNK)
                 part = {k: (v[r0:r1], rng, free) for k, (v, rng, free) in per_column.items()}
-                z = self._conditional_latents(part, r1 - r0, key, int(stream),
-                                              int(row_offset) + r0)
+                z = self._conditional_latents(part, r1 - r0, key, stream, row_offset + r0)
                 if name == "numpy":
                     _ref.write_outputs(plan, z, buffers, r0, r1 - r0)
                 else:
                     _core_map(plan, z, [b[r0:r1] for b in buffers])
-        elif plan.d:
-            if name == "numpy":
-                _ref.sample(plan, key, int(stream), int(row_offset), int(n), buffers)
-            else:
-                _core_sample(plan, key, int(stream), int(row_offset), int(n), buffers)
-        if output == "columns":   # internal: typed columns, for rule-constrained sampling
-            return self._output_columns(buffers, int(n), int(row_offset))
-        return build_output(self._output_columns(buffers, int(n), int(row_offset)), output)
+        elif name == "numpy":
+            _ref.sample(plan, key, stream, row_offset, n, buffers)
+        else:
+            _core_sample(plan, key, stream, row_offset, n, buffers)
 
     def _device_plan(self, plan):
         """The plan's arrays on the current GPU (copied once per model and device)."""
@@ -699,13 +701,16 @@ class GaussianCopula:
         rows = np.arange(row_offset, row_offset + n, dtype=np.int64)
         return conditional_latents(self.correlation, lo, hi, key, stream, rows)
 
-    def _output_columns(self, buffers, n, row_offset) -> list[OutputColumn]:
+    def _output_columns(self, buffers, n, rows) -> list[OutputColumn]:
+        """Typed columns of ``n`` sampled rows; ``rows``, their row indices (key columns
+        are made from them): the first, when consecutive, or an array."""
         out = []
         for m in self.columns:
             if m.kind == "key":
                 from ._keys import key_values
-                kind, values = key_values(m.name, m.params, m.dtype,
-                                          np.arange(row_offset, row_offset + n))
+                index = np.arange(rows, rows + n) if isinstance(rows, numbers.Integral) \
+                    else np.asarray(rows, dtype=np.int64)
+                kind, values = key_values(m.name, m.params, m.dtype, index)
                 out.append(OutputColumn(m.name, kind, values, None, m.dtype))
                 continue
             null = None if m.null_dim is None else buffers[m.null_dim].view(np.bool_)
@@ -845,6 +850,15 @@ class GaussianCopula:
         (PII through Faker) instead of refusing the synthesizer."""
         from ._sdv_convert import from_sdv
         return from_sdv(synthesizer, knots=knots, cls=cls, omit_generated=omit_generated)
+
+
+def _check_rows(stream, row_offset, n):
+    for name, v, top in (("stream", stream, 2**44), ("row_offset", row_offset, 2**62)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < top:
+            raise ValueError(f"{name} must be an integer in [0, 2**{int(math.log2(top))}), "
+                             f"got {v!r}")
+    if row_offset + n > 2**62:
+        raise ValueError("row_offset + n exceeds 2**62 rows")
 
 
 def _plan_arrays(plan):

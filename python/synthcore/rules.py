@@ -63,7 +63,7 @@ def _encode_numpy(name: str, values: np.ndarray, null: Optional[np.ndarray] = No
             v[null] = 1
         return RuleColumn(ColumnInfo(name, "bool"), v)
     if k == "M":
-        v = values.astype("datetime64[ns]").view(np.int64)
+        v = values.astype("datetime64[ns]", copy=False).view(np.int64)
         if null is not None and null.any():
             v = np.where(null, np.int64(INT_NULL), v)
         return RuleColumn(ColumnInfo(name, "datetime"), np.ascontiguousarray(v))
@@ -82,7 +82,7 @@ def _encode_categorical(name, values, null=None, categories=None):
         categories = tuple(u.item() if isinstance(u, np.generic) else u for u in uniques)
     else:
         codes = np.asarray(values)
-    codes = codes.astype(np.int32)
+    codes = codes.astype(np.int32, copy=False)
     if null is not None and null.any():
         codes = np.where(null, np.int32(-1), codes)
     return RuleColumn(ColumnInfo(name, "categorical", tuple(categories)),
@@ -112,8 +112,11 @@ class _TableView:
     ``_table.OutputColumn`` (the synthesizers' sampled columns), converting only the
     columns a program reads."""
 
-    def __init__(self, table):
+    def __init__(self, table, sentinel_nulls=frozenset()):
         self.table = table
+        # names of OutputColumns whose null rows already hold the null of their storage
+        # (NaN, INT64_MIN, code -1: the copula kernel writes these), read without a merge
+        self.sentinel_nulls = sentinel_nulls
         module = type(table).__module__
         if isinstance(table, dict):
             self.kind = "dict"
@@ -161,14 +164,18 @@ class _TableView:
                 col = _encode_numpy(name, np.asarray(v))
         elif self.kind == "output":
             c = next(c for c in t if c.name == name)
+            null = c.null
+            if name in self.sentinel_nulls and (c.kind == "categorical" or c.values.dtype in
+                                                (np.float64, np.float32, np.int64)):
+                null = None
             if c.kind == "categorical":
-                col = _encode_categorical(name, c.values, c.null, tuple(c.categories))
+                col = _encode_categorical(name, c.values, null, tuple(c.categories))
             elif c.kind == "string":      # generated string keys
                 col = _encode_categorical(name, c.values, c.null)
             elif c.kind == "datetime":
-                col = _encode_numpy(name, c.values.view("datetime64[ns]"), c.null)
+                col = _encode_numpy(name, c.values.view("datetime64[ns]"), null)
             else:
-                col = _encode_numpy(name, c.values, c.null)
+                col = _encode_numpy(name, c.values, null)
         elif self.kind == "pandas":
             col = _encode_series(name, t[next(c for c in t.columns if str(c) == name)])
         else:
@@ -310,9 +317,7 @@ class Rules:
             out.update(derived)
             return out
         if module.startswith("pandas"):
-            # take() returns a new frame, as loc[mask].copy() does, in one gather
-            # instead of two (it is most of filter's time on large frames)
-            out = table.take(np.flatnonzero(mask))
+            out = _filter_pandas(table, mask, backend)
             for k, v in derived.items():
                 out[k] = v
             return out
@@ -335,6 +340,47 @@ class Rules:
         result = self.evaluate(table, backend=backend)
         n = len(result.mask)
         return RuleReport(n, result.n_valid, list(result.rules), [int(c) for c in result.counts])
+
+
+def _filter_pandas(table, mask, backend):
+    """``table.take(np.flatnonzero(mask))``, with the NumPy-backed columns and a
+    RangeIndex gathered natively in one threaded pass (synthcore/_compact.py) and the
+    frame assembled from them without another copy. Other columns (categorical,
+    strings, extension arrays) are taken by pandas. The result is a new frame, as
+    ``take`` gives, with the same columns, dtypes, index and attrs."""
+    import pandas as pd
+    from ._compact import compact_rows
+    if type(table) is not pd.DataFrame or _backend.resolve(backend, arrays=(mask,)) != "cpu":
+        return table.take(np.flatnonzero(mask))
+    index = table.index
+    range_index = isinstance(index, pd.RangeIndex) and index.step == 1
+    arrays, native = [], []
+    for j in range(table.shape[1]):
+        dtype = table.dtypes.iloc[j]
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufMm":
+            v = table._ixs(j, axis=1)._values
+            if isinstance(v, np.ndarray) and v.ndim == 1:
+                native.append(j)
+                arrays.append(v if v.flags.c_contiguous else np.ascontiguousarray(v))
+                continue
+        arrays.append(None)
+    mask_u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
+    kept, positions = compact_rows(mask_u8, [a for a in arrays if a is not None], positions=True,
+                                   base=index.start if range_index else 0, backend="cpu")
+    values = dict(zip(native, kept))
+    if len(values) < table.shape[1]:
+        rows = positions - index.start if range_index else positions
+        for j in range(table.shape[1]):
+            if j not in values:
+                values[j] = table._ixs(j, axis=1).take(rows)._values
+    if range_index:
+        new_index = pd.Index(positions, dtype=np.int64, name=index.name, copy=False)
+    else:
+        new_index = index.take(positions)
+    out = pd.DataFrame({j: values[j] for j in range(table.shape[1])}, index=new_index,
+                       copy=False)
+    out.columns = table.columns
+    return out.__finalize__(table, method="take")
 
 
 def _arrow_array(v):

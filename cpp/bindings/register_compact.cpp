@@ -1,0 +1,111 @@
+// Bindings for synthcore/compact.hpp. Sizes, item sizes and overlaps are checked here
+// so that no call can write outside its outputs.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "synthcore/compact.hpp"
+
+namespace py = pybind11;
+
+namespace synthcore::bindings {
+namespace {
+
+struct Span {
+  uintptr_t lo, hi;
+};
+
+Span span_of(const py::array& a) {
+  const auto lo = reinterpret_cast<uintptr_t>(a.data());
+  return {lo, lo + static_cast<uintptr_t>(a.nbytes())};
+}
+
+bool overlap(Span a, Span b) { return a.lo < b.hi && b.lo < a.hi; }
+
+}  // namespace
+
+void register_compact(py::module_& m) {
+  namespace C = synthcore::compact;
+  m.def(
+      "compact_rows",
+      [](py::array_t<uint8_t, py::array::c_style> mask, py::list columns, py::list outputs,
+         int64_t limit, py::object positions, int64_t base, int num_threads) {
+        if (mask.ndim() != 1) throw std::invalid_argument("mask must be one-dimensional");
+        const size_t n = static_cast<size_t>(mask.size());
+        if (columns.size() != outputs.size())
+          throw std::invalid_argument("columns and outputs differ in length");
+        const uint8_t* mk = mask.data();
+        size_t kept;
+        {
+          py::gil_scoped_release release;
+          kept = C::count_mask(mk, n, num_threads);
+        }
+        if (limit >= 0 && static_cast<size_t>(limit) < kept) kept = static_cast<size_t>(limit);
+        std::vector<py::array> keep;
+        std::vector<const void*> ins;
+        std::vector<void*> outs;
+        std::vector<int> sizes;
+        std::vector<Span> in_spans, out_spans;
+        for (size_t k = 0; k < columns.size(); ++k) {
+          py::array a = columns[k].cast<py::array>();
+          py::array o = outputs[k].cast<py::array>();
+          const std::string which = "column " + std::to_string(k);
+          if (a.ndim() != 1 || !(a.flags() & py::array::c_style) ||
+              static_cast<size_t>(a.size()) != n)
+            throw std::invalid_argument(which + " must be a contiguous 1-d array of n values");
+          const int s = static_cast<int>(a.itemsize());
+          if (s != 1 && s != 2 && s != 4 && s != 8)
+            throw std::invalid_argument(which + ": item size must be 1, 2, 4 or 8 bytes");
+          if (o.ndim() != 1 || !(o.flags() & py::array::c_style) || !o.writeable() ||
+              o.itemsize() != a.itemsize() || static_cast<size_t>(o.size()) < kept)
+            throw std::invalid_argument(which + ": output must be a writable contiguous 1-d "
+                                        "array of the same item size with room for the kept rows");
+          ins.push_back(a.data());
+          outs.push_back(o.mutable_data());
+          sizes.push_back(s);
+          in_spans.push_back(span_of(a));
+          out_spans.push_back(span_of(o));
+          keep.push_back(a);
+          keep.push_back(o);
+        }
+        int64_t* pos = nullptr;
+        if (!positions.is_none()) {
+          auto p = positions.cast<py::array_t<int64_t, py::array::c_style>>();
+          if (p.ndim() != 1 || !p.writeable() || static_cast<size_t>(p.size()) < kept ||
+              !positions.is(p))
+            throw std::invalid_argument("positions must be a writable int64 array with room "
+                                        "for the kept rows");
+          pos = p.mutable_data();
+          out_spans.push_back(span_of(p));
+          in_spans.push_back({0, 0});
+          keep.push_back(p);
+        }
+        // an output may be its own input (in place), but must not touch anything else
+        for (size_t k = 0; k < out_spans.size(); ++k) {
+          if (overlap(out_spans[k], Span{reinterpret_cast<uintptr_t>(mk),
+                                         reinterpret_cast<uintptr_t>(mk) + n}))
+            throw std::invalid_argument("an output overlaps the mask");
+          for (size_t j = 0; j < out_spans.size(); ++j) {
+            if (j != k && overlap(out_spans[k], out_spans[j]))
+              throw std::invalid_argument("outputs overlap each other");
+            if (j < ins.size() && overlap(out_spans[k], in_spans[j]) &&
+                !(j == k && outs[k] == ins[k]))
+              throw std::invalid_argument("output " + std::to_string(k) +
+                                          " overlaps an input other than its own column");
+          }
+        }
+        C::CompactColumns cols{ins.data(), outs.data(), sizes.data(),
+                               static_cast<int>(ins.size())};
+        py::gil_scoped_release release;
+        return C::compact_rows(mk, n, limit < 0 ? SIZE_MAX : static_cast<size_t>(limit), cols,
+                               pos, base, num_threads);
+      },
+      py::arg("mask").noconvert(), py::arg("columns"), py::arg("outputs"), py::arg("limit"),
+      py::arg("positions"), py::arg("base"), py::arg("num_threads"));
+}
+
+}  // namespace synthcore::bindings

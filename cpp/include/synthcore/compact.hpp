@@ -1,0 +1,31 @@
+// Row compaction by a mask: the rows i with mask[i] != 0 of several columns, in row
+// order, written contiguously. Used by Rules.filter (a gather into new columns) and by
+// sampling under rules (the candidates' own buffers compacted in place). The NumPy
+// oracle is python/synthcore/_reference/compact.py (a boolean index).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace synthcore {
+namespace compact {
+
+struct CompactColumns {
+  const void* const* in;   // n rows each
+  void* const* out;        // room for the kept rows; out[k] == in[k] compacts in place
+  const int* itemsize;     // 1, 2, 4 or 8 bytes per value
+  int n_columns;
+};
+
+// Keeps the first `limit` rows (in row order) whose mask byte is non-zero and returns
+// how many that is. Column k's kept rows go to out[k][0 .. kept); when `positions` is
+// not null, positions[j] = base + (row of the j-th kept row). The result does not
+// depend on num_threads. Columns where out == in are compacted in place; no column may
+// otherwise overlap another.
+size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactColumns& cols,
+                    int64_t* positions, int64_t base, int num_threads);
+
+// Rows with a non-zero mask byte, counted with num_threads threads.
+size_t count_mask(const uint8_t* mask, size_t n, int num_threads);
+
+}  // namespace compact
+}  // namespace synthcore

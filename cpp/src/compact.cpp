@@ -1,0 +1,197 @@
+// Row compaction (synthcore/compact.hpp). Rows are cut into pieces of kPiece; the
+// mask of a piece (64 KiB) stays in L2 while every column of the piece is gathered.
+//   out of place: count each piece's kept rows, prefix sums, then each piece gathers
+//     straight to its final offset (one pass over the columns, all threads);
+//   in place:     each piece compacts itself to its own start (writes never pass the
+//     reads of the same piece), then the pieces are moved down to their final
+//     offsets in row order; a piece's destination never overlaps a piece not yet
+//     moved, so each column's moves run in order, columns spread over the threads.
+// The gather is branchless (write, then advance by the mask bit) up to the piece's
+// last kept row, so it never writes past the piece's share of the output.
+#include "synthcore/compact.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "synthcore/parallel.hpp"
+
+namespace synthcore {
+namespace compact {
+namespace {
+
+constexpr size_t kPiece = 1 << 16;
+
+size_t count_range(const uint8_t* m, size_t r0, size_t r1) {
+  size_t k = 0;
+  for (size_t i = r0; i < r1; ++i) k += m[i] != 0;
+  return k;
+}
+
+// rows r0 .. `last` (inclusive; the last kept row of the range) of `in` to out[0 ..)
+template <class T>
+void gather(const uint8_t* m, size_t r0, size_t last, const T* in, T* out) {
+  size_t k = 0;
+  for (size_t i = r0; i <= last; ++i) {
+    out[k] = in[i];
+    k += m[i] != 0;
+  }
+}
+
+void gather_column(int itemsize, const uint8_t* m, size_t r0, size_t last, const void* in,
+                   void* out) {
+  switch (itemsize) {
+    case 8: gather(m, r0, last, static_cast<const uint64_t*>(in), static_cast<uint64_t*>(out)); break;
+    case 4: gather(m, r0, last, static_cast<const uint32_t*>(in), static_cast<uint32_t*>(out)); break;
+    case 2: gather(m, r0, last, static_cast<const uint16_t*>(in), static_cast<uint16_t*>(out)); break;
+    case 1: gather(m, r0, last, static_cast<const uint8_t*>(in), static_cast<uint8_t*>(out)); break;
+    default: throw std::invalid_argument("compact: itemsize must be 1, 2, 4 or 8");
+  }
+}
+
+// the last row of [r0, r1) with a non-zero mask byte, or r1 when there is none
+size_t last_kept(const uint8_t* m, size_t r0, size_t r1) {
+  for (size_t i = r1; i > r0; --i)
+    if (m[i - 1]) return i - 1;
+  return r1;
+}
+
+}  // namespace
+
+size_t count_mask(const uint8_t* mask, size_t n, int num_threads) {
+  const size_t pieces = (n + kPiece - 1) / kPiece;
+  std::vector<size_t> counts(pieces, 0);
+  parallel_for(pieces, num_threads, 4, [&](size_t p0, size_t p1) {
+    for (size_t p = p0; p < p1; ++p)
+      counts[p] = count_range(mask, p * kPiece, std::min(n, (p + 1) * kPiece));
+  });
+  size_t total = 0;
+  for (size_t c : counts) total += c;
+  return total;
+}
+
+size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactColumns& cols,
+                    int64_t* positions, int64_t base, int num_threads) {
+  const size_t pieces = (n + kPiece - 1) / kPiece;
+  std::vector<size_t> counts(pieces, 0), offsets(pieces + 1, 0);
+  std::vector<char> in_place(cols.n_columns);
+  bool any_in_place = false;
+  for (int k = 0; k < cols.n_columns; ++k) {
+    in_place[k] = cols.in[k] == cols.out[k];
+    any_in_place |= in_place[k] != 0;
+    const int s = cols.itemsize[k];
+    if (s != 1 && s != 2 && s != 4 && s != 8)
+      throw std::invalid_argument("compact: itemsize must be 1, 2, 4 or 8");
+  }
+  auto piece_rows = [&](size_t p, size_t& r0, size_t& r1) {
+    r0 = p * kPiece;
+    r1 = std::min(n, r0 + kPiece);
+  };
+  std::vector<int> which;  // the in-place columns
+  for (int k = 0; k < cols.n_columns; ++k)
+    if (in_place[k]) which.push_back(k);
+  // in place, with a column or more per thread: each column compacted in one
+  // sequential pass by one thread (one read and one write of every value)
+  const bool by_column = any_in_place && which.size() >= static_cast<size_t>(std::max(1, num_threads));
+  // 1. counts per piece; pieces compacted in place to their own start meanwhile
+  parallel_for(pieces, num_threads, 4, [&](size_t p0, size_t p1) {
+    for (size_t p = p0; p < p1; ++p) {
+      size_t r0, r1;
+      piece_rows(p, r0, r1);
+      counts[p] = count_range(mask, r0, r1);
+      if (!any_in_place || by_column || counts[p] == 0) continue;
+      const size_t last = last_kept(mask, r0, r1);
+      for (int k = 0; k < cols.n_columns; ++k) {
+        if (!in_place[k]) continue;
+        const int s = cols.itemsize[k];
+        char* data = static_cast<char*>(cols.out[k]);
+        gather_column(s, mask, r0, last, data, data + r0 * s);
+      }
+    }
+  });
+  size_t total = 0;
+  for (size_t p = 0; p < pieces; ++p) {
+    offsets[p] = std::min(total, limit);
+    total += counts[p];
+  }
+  offsets[pieces] = std::min(total, limit);
+  const size_t kept = offsets[pieces];
+  // 2. out-of-place columns and positions: each piece gathers to its final offset
+  bool any_out = positions != nullptr;
+  for (int k = 0; k < cols.n_columns; ++k) any_out |= !in_place[k];
+  if (any_out && kept > 0) {
+    parallel_for(pieces, num_threads, 4, [&](size_t p0, size_t p1) {
+      for (size_t p = p0; p < p1; ++p) {
+        const size_t take = offsets[p + 1] - offsets[p];
+        if (take == 0) continue;
+        size_t r0, r1;
+        piece_rows(p, r0, r1);
+        // the row of the take-th kept row of the piece bounds the gather (limit)
+        size_t last = r0, seen = 0;
+        if (take == counts[p]) {
+          last = last_kept(mask, r0, r1);
+        } else {
+          for (size_t i = r0; i < r1; ++i)
+            if (mask[i] && ++seen == take) { last = i; break; }
+        }
+        for (int k = 0; k < cols.n_columns; ++k) {
+          if (in_place[k]) continue;
+          const int s = cols.itemsize[k];
+          gather_column(s, mask, r0, last, static_cast<const char*>(cols.in[k]),
+                        static_cast<char*>(cols.out[k]) + offsets[p] * s);
+        }
+        if (positions) {
+          int64_t* o = positions + offsets[p];
+          size_t j = 0;
+          for (size_t i = r0; i <= last; ++i) {
+            o[j] = base + static_cast<int64_t>(i);
+            j += mask[i] != 0;
+          }
+        }
+      }
+    });
+  }
+  if (by_column && kept > 0) {
+    // the row of the kept-th kept row bounds the pass; rows before the first
+    // rejected one stay where they are
+    size_t p = 0;
+    while (offsets[p + 1] < kept) ++p;
+    size_t r0, r1, last = 0, seen = offsets[p];
+    piece_rows(p, r0, r1);
+    for (size_t i = r0; i < r1; ++i)
+      if (mask[i] && ++seen == kept) { last = i; break; }
+    size_t first_gap = 0;
+    while (first_gap <= last && mask[first_gap]) ++first_gap;
+    if (first_gap <= last) {
+      parallel_for(which.size(), num_threads, 1, [&](size_t c0, size_t c1) {
+        for (size_t c = c0; c < c1; ++c) {
+          const int k = which[c];
+          const int s = cols.itemsize[k];
+          char* data = static_cast<char*>(cols.out[k]);
+          gather_column(s, mask, first_gap, last, data, data + first_gap * s);
+        }
+      });
+    }
+    return kept;
+  }
+  // 3. in-place columns: pieces moved down to their offsets, in row order per column
+  if (any_in_place && kept > 0) {
+    parallel_for(which.size(), num_threads, 1, [&](size_t c0, size_t c1) {
+      for (size_t c = c0; c < c1; ++c) {
+        const int k = which[c];
+        const int s = cols.itemsize[k];
+        char* data = static_cast<char*>(cols.out[k]);
+        for (size_t p = 1; p < pieces; ++p) {
+          const size_t take = offsets[p + 1] - offsets[p];
+          if (take != 0 && offsets[p] != p * kPiece)
+            std::memmove(data + offsets[p] * s, data + p * kPiece * s, take * s);
+        }
+      }
+    });
+  }
+  return kept;
+}
+
+}  // namespace compact
+}  // namespace synthcore

@@ -1,0 +1,127 @@
+"""Row compaction (synthcore/_compact.py, cpp/src/compact.cpp) against NumPy's boolean
+index, and Rules.filter on pandas frames against DataFrame.take."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthcore
+from synthcore import Rules
+from synthcore._compact import compact_rows
+
+
+def _columns(rng, n):
+    return [rng.random(n), rng.random(n).astype(np.float32),
+            rng.integers(-2**62, 2**62, n), rng.integers(-9, 9, n).astype(np.int32),
+            rng.integers(0, 300, n).astype(np.int16), rng.integers(0, 3, n).astype(np.uint8),
+            rng.random(n) < 0.5,
+            rng.integers(0, 2**60, n).astype("datetime64[ns]"),
+            rng.integers(0, 2**40, n).astype("timedelta64[ns]"),
+            np.array([f"s{i}" for i in range(n)], dtype=object)]
+
+
+@pytest.fixture(params=[1, 2, 3])
+def threads(request):
+    synthcore.set_num_threads(request.param)
+    yield request.param
+    synthcore.set_num_threads(None)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("n", [0, 1, 65_535, 65_536, 200_003])
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.5, 0.98, 1.0])
+def test_compact_rows_equals_boolean_index(backend, threads, n, density):
+    rng = np.random.default_rng(n + int(density * 100))
+    mask = rng.random(n) < density
+    if density == 0.5 and n > 100_000:
+        mask[70_000:140_000] = False          # whole pieces without a kept row
+    cols = _columns(rng, n)
+    for limit in (None, 0, 7, int(mask.sum()) // 2, n + 5):
+        index = np.flatnonzero(mask)[:limit]
+        got, pos = compact_rows(mask, cols, limit=limit, positions=True, base=11,
+                                backend=backend)
+        for c, g in zip(cols, got):
+            assert g.dtype == c.dtype and np.array_equal(g, c[index])
+        assert np.array_equal(pos, index + 11)
+        copies = [c.copy() for c in cols]
+        got, pos = compact_rows(mask.view(np.uint8), copies, limit=limit, in_place=True,
+                                backend=backend)
+        assert pos is None
+        for c, g, buf in zip(cols, got, copies):
+            assert np.array_equal(g, c[index]) and (len(g) == 0 or np.shares_memory(g, buf))
+        # fewer in-place columns than threads: pieces compacted, then moved together
+        one = cols[0].copy()
+        got, _ = compact_rows(mask, [one], limit=limit, in_place=True, backend=backend)
+        assert np.array_equal(got[0], cols[0][index])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_compact_rows_nonzero_bytes_count_as_kept(backend):
+    mask = np.array([0, 3, 255, 0, 1], dtype=np.uint8)
+    got, _ = compact_rows(mask, [np.arange(5.0)], backend=backend)
+    assert got[0].tolist() == [1.0, 2.0, 4.0]
+
+
+def test_compact_rows_bad_input():
+    with pytest.raises(ValueError, match="mask must be"):
+        compact_rows(np.ones(3, dtype=np.int64), [np.arange(3)])
+    with pytest.raises(ValueError, match="column 1 must be"):
+        compact_rows(np.ones(3, bool), [np.arange(3), np.arange(4)])
+    with pytest.raises(ValueError, match="limit"):
+        compact_rows(np.ones(3, bool), [np.arange(3)], limit=-1)
+
+
+def test_native_compact_refuses_overlapping_outputs():
+    core = synthcore._backend.core_module()
+    if core is None:
+        pytest.skip("the native module was not built")
+    a = np.arange(10.0)
+    mask = np.ones(10, np.uint8)
+    with pytest.raises(ValueError, match="overlaps"):
+        core.compact_rows(mask, [a], [a[1:]], 9, None, 0, 1)
+    with pytest.raises(ValueError, match="room"):
+        core.compact_rows(mask, [a], [np.empty(3)], -1, None, 0, 1)
+    assert core.compact_rows(mask, [a], [np.empty(3)], 3, None, 0, 1) == 3
+
+
+# ---- Rules.filter on pandas ----------------------------------------------------------
+
+def _frame(n, rng, index=None):
+    return pd.DataFrame({
+        "x": rng.random(n), "i": rng.integers(0, 10, n),
+        "i32": rng.integers(0, 10, n).astype(np.int32), "f32": rng.random(n).astype(np.float32),
+        "b": rng.random(n) < 0.5,
+        "t": pd.to_datetime(rng.integers(0, 2**50, n)),
+        "tz": pd.to_datetime(rng.integers(0, 2**50, n)).tz_localize("UTC"),
+        "cat": pd.Categorical(rng.choice(["a", "b", None], n)),
+        "s": rng.choice(["u", "v"], n).astype(object),
+        "ni": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 5, n)),
+                       dtype="Int64"),
+    }, index=index)
+
+
+@pytest.mark.parametrize("index", ["range", "range5", "labels", "step"])
+@pytest.mark.parametrize("rules", [["x > 0.3", "i != 4"], ["x >= 0"], ["x > 2"]])
+def test_filter_pandas_equals_take(threads, index, rules):
+    rng = np.random.default_rng(3)
+    n = 150_000
+    idx = {"range": None, "range5": pd.RangeIndex(5, 5 + n, name="row"),
+           "labels": pd.Index(rng.permutation(n).astype(str)),
+           "step": pd.RangeIndex(0, 2 * n, 2)}[index]
+    df = _frame(n, rng, idx)
+    df.attrs["source"] = "test"
+    r = Rules(rules)
+    mask = r.evaluate(df, backend="numpy").mask
+    want = df.take(np.flatnonzero(mask))
+    got = r.filter(df, backend="cpu")
+    pd.testing.assert_frame_equal(got, want, check_index_type=True, check_column_type=True)
+    assert got.attrs == {"source": "test"}
+    got.iloc[:, 0] = -1.0                       # a frame of its own
+    assert not (df["x"] == -1.0).any()
+
+
+def test_filter_pandas_duplicate_and_non_string_column_names():
+    df = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["a", 0, "a"])
+    df.columns = pd.Index(["x", 0, "x"], dtype=object)
+    got = Rules(["x2 > 4"]).filter(df.set_axis(["x2", 0, "x"], axis=1), backend="cpu")
+    assert got.columns.tolist() == ["x2", 0, "x"] and got.index.tolist() == [2, 3]
+    assert got.to_numpy().tolist() == [[6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]
