@@ -8,7 +8,8 @@ on an integer column and an arithmetic expression. Baselines, each giving the sa
 row mask (checked): NumPy eager (one temporary per operation, single-threaded),
 ``numexpr.evaluate`` (blocked, all cores), ``pandas.DataFrame.query`` (numexpr
 engine; it returns the kept rows, so it is compared with ``Rules.filter``).
-Medians of --repeat runs; ratios are baseline time / synthcore time.
+Medians of --repeat rounds, each round running every candidate once (interleaved);
+ratios are baseline time / synthcore time.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pandas as pd
 import synthcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import timings  # noqa: E402
+from _timing import round_robin_stats, timings  # noqa: E402
 
 RULES = ["a > 0.1", "b < 0.95", "a < b + 0.5", "d in (1, 2, 3, 5, 8)", "(a + c) * 2 - e <= 3.5"]
 NUMEXPR = ("(a > 0.1) & (b < 0.95) & (a < b + 0.5) & "
@@ -55,24 +56,22 @@ def main(argv=None):
     for backend in ("cpu", "numpy"):
         got = rules.evaluate(t, backend=backend).mask
         assert np.array_equal(got, want), backend
-    results = {}
-    results["synthcore cpu evaluate"] = timings(
-        lambda: rules.evaluate(t, backend="cpu"), args.repeat)
-    results["synthcore numpy evaluate"] = timings(
-        lambda: rules.evaluate(t, backend="numpy"), max(1, args.repeat // 2))
-    results["synthcore cpu filter (pandas)"] = timings(
-        lambda: rules.filter(df, backend="cpu"), args.repeat)
-    results["numpy eager"] = timings(lambda: numpy_eager(t), args.repeat)
+    fns = {"synthcore cpu evaluate": lambda: rules.evaluate(t, backend="cpu"),
+           "synthcore cpu filter (pandas)": lambda: rules.filter(df, backend="cpu"),
+           "numpy eager": lambda: numpy_eager(t)}
     try:
         import numexpr
         assert np.array_equal(numexpr.evaluate(NUMEXPR, local_dict=t), want)
-        results["numexpr"] = timings(lambda: numexpr.evaluate(NUMEXPR, local_dict=t),
-                                            args.repeat)
+        fns["numexpr"] = lambda: numexpr.evaluate(NUMEXPR, local_dict=t)
         print(f"numexpr {numexpr.__version__}, {numexpr.get_num_threads()} threads")
     except ImportError:
         print("numexpr not installed: pip install numexpr (or synthcore[bench])")
     assert len(df.query(NUMEXPR)) == int(want.sum())
-    results["pandas DataFrame.query"] = timings(lambda: df.query(NUMEXPR), args.repeat)
+    fns["pandas DataFrame.query"] = lambda: df.query(NUMEXPR)
+    # rounds interleave every candidate, so load from other processes hits them alike
+    results = round_robin_stats(fns, args.repeat)
+    results["synthcore numpy evaluate"] = timings(
+        lambda: rules.evaluate(t, backend="numpy"), max(1, args.repeat // 2))
     for name, (med, lo, hi) in results.items():
         print(f"  {name:32s} median {med * 1e3:9.1f} ms  (range {lo * 1e3:.1f} .. "
               f"{hi * 1e3:.1f})  {args.n / med / 1e6:8.1f} M rows/s")
