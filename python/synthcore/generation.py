@@ -14,6 +14,7 @@ whether generated in one call or in windows (``row_offset``), on any backend.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,6 +29,8 @@ import numpy as np
 
 from . import _backend
 from . import random as _random
+from ._reference import philox as _ref_philox
+from ._reference import random as _ref_random
 from ._rules_compile import (INT_NULL, Node, RuleError, _parse_datetime, parse, tokenize)
 from ._seeding import philox_key
 from ._table import OUTPUTS, OutputColumn, build_output
@@ -49,8 +52,10 @@ COLUMN_TYPES = {
     "date": (("start", "end"), ()),
     "timestamp": (("start", "end"), ("resolution",)),
     "foreign_key": (("table",), ("column", "distribution", "s")),
+    "parent": (("key", "column"), ()),
     "expression": (("expr",), ()),
 }
+UNIQUE_TYPES = ("sequence",)   # unique by construction: what a foreign key may refer to
 COMMON_FIELDS = ("type", "nulls", "hidden")
 RESOLUTIONS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
                "h": 3600 * 10**9, "D": 86400 * 10**9}
@@ -210,7 +215,8 @@ class ColumnSpec:
     params: dict
     nulls: float = 0.0
     hidden: bool = False
-    depends: tuple = ()               # columns an expression reads
+    depends: tuple = ()               # columns an expression reads ('fk.col': a parent's)
+    refs: dict = field(default_factory=dict)   # 'key.col' -> (key, col) given explicitly
     rule_text: Optional[str] = None   # expression: 'name := <rewritten expr>'
     segments: list = field(default_factory=list)
     offset: int = 0                   # where the expression starts in rule_text
@@ -346,6 +352,14 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
             p["s"] = _real(raw.get("s", 1.0), err, "s", positive=True)
         elif "s" in raw:
             raise err("only a zipf foreign key takes 's'", "s")
+    elif kind == "parent":
+        for f in ("key", "column"):
+            if not isinstance(raw[f], str) or not raw[f]:
+                raise err(f"must be a column name, got {raw[f]!r}", f)
+        p["key"], p["column"] = raw["key"], raw["column"]
+        ref = f"{p['key']}.{p['column']}"
+        col.depends = (ref,)
+        col.refs = {ref: (p["key"], p["column"])}
     elif kind == "expression":
         expr = raw["expr"]
         if not isinstance(expr, str):
@@ -415,6 +429,7 @@ class TableSpec:
             if not isinstance(r, str):
                 raise SpecError(f"rules must be strings, got {r!r}", name, field="rules")
         self.rules = rules
+        self.refs: dict = {}   # 'key.col' read by a column -> (foreign key column, parent column)
         self.order = self._dependency_order()
         self._programs: dict = {}
 
@@ -441,22 +456,78 @@ class TableSpec:
     def __repr__(self):
         return f"TableSpec({self.name!r}, columns={list(self.columns)})"
 
+    def parent_ref(self, name: str):
+        """(foreign key column, parent column) for a name that reads a parent row:
+        ``<key column>.<parent column>``, or ``<parent table>.<parent column>`` when one
+        foreign key of this table refers to that table; None when nothing fits (and a
+        message in ``self._ref_problem``)."""
+        if name in self.refs:
+            return self.refs[name]
+        dots = [i for i, ch in enumerate(name) if ch == "."]
+        self._ref_problem = None
+        for i in dots:
+            prefix, rest = name[:i], name[i + 1:]
+            c = self.columns.get(prefix)
+            if c is not None and c.type == "foreign_key":
+                self.refs[name] = (prefix, rest)
+                return self.refs[name]
+            if c is not None and self._ref_problem is None:
+                self._ref_problem = (f"{name!r}: column {prefix!r} is a {c.type} column, not a "
+                                     "foreign key; a parent attribute is read through a "
+                                     "foreign key, as <key column>.<parent column>")
+        for i in dots:
+            prefix, rest = name[:i], name[i + 1:]
+            keys = [k for k, c in self.columns.items()
+                    if c.type == "foreign_key" and c.params["table"] == prefix]
+            if len(keys) == 1:
+                self.refs[name] = (keys[0], rest)
+                return self.refs[name]
+            if len(keys) > 1 and self._ref_problem is None:
+                self._ref_problem = (f"{name!r}: several foreign keys refer to table "
+                                     f"{prefix!r} ({', '.join(keys)}); say which, as "
+                                     f"{keys[0]}.{rest}")
+        if dots and self._ref_problem is None:
+            head = name[:dots[0]]
+            self._ref_problem = (f"unknown column {name!r}: {head!r} is neither a column "
+                                 "nor the parent table of a foreign key of this table; a "
+                                 "parent attribute is read through a foreign key, as "
+                                 "<key column>.<parent column> (or <parent table>.<parent "
+                                 "column> when one foreign key refers to that table)")
+        return None
+
     def _dependency_order(self) -> list:
+        deps = {}   # the local columns each column needs first
         for c in self.columns.values():
+            need = []
+            for f, (key, _) in c.refs.items():
+                k = self.columns.get(key)
+                if k is None or k.type != "foreign_key":
+                    what = "no such column" if k is None else f"a {k.type} column"
+                    raise SpecError(f"{key!r} must be a foreign key column of this table "
+                                    f"({what})", self.name, c.name, "key")
+                self.refs[f] = c.refs[f]
+            fld = "expr" if c.type == "expression" else "column"
             for d in c.depends:
-                if d not in self.columns:
-                    raise SpecError(f"unknown column {d!r} in the expression; the table has "
-                                    f"{', '.join(map(repr, self.columns))}", self.name, c.name,
-                                    "expr")
                 if d == c.name:
                     raise SpecError("the expression refers to its own column", self.name,
                                     c.name, "expr")
+                if d in self.columns:
+                    need.append(d)
+                    continue
+                ref = self.parent_ref(d)
+                if ref is None:
+                    raise SpecError(self._ref_problem or
+                                    f"unknown column {d!r} in the expression; the table has "
+                                    f"{', '.join(map(repr, self.columns))}", self.name, c.name,
+                                    fld)
+                need.append(ref[0])
+            deps[c.name] = tuple(dict.fromkeys(need))
         order, state = [], {}
 
         for start in self.columns:
             if state.get(start):
                 continue
-            stack = [(start, iter(self.columns[start].depends))]
+            stack = [(start, iter(deps[start]))]
             state[start] = 1
             path = [start]
             while stack:
@@ -474,7 +545,7 @@ class TableSpec:
                 elif not state.get(nxt):
                     state[nxt] = 1
                     path.append(nxt)
-                    stack.append((nxt, iter(self.columns[nxt].depends)))
+                    stack.append((nxt, iter(deps[nxt])))
         return order
 
     def rule_set(self):
@@ -504,7 +575,8 @@ class Spec:
         self._check_keys()
         self.order = self._table_order()
         for name in self.order:   # types of every expression, checked now (0 rows)
-            _generate_columns(self, self.tables[name], 0, philox_key(0), 0, "numpy", {})
+            _generate_columns(self, self.tables[name], _Window(0, 0), philox_key(0), "numpy",
+                              {})
 
     def _check_keys(self):
         for t in self.tables.values():
@@ -522,11 +594,32 @@ class Spec:
                     if pc is None:
                         raise SpecError(f"parent table {parent.name!r} has no column {key!r}",
                                         t.name, c.name, "column")
-                    if pc.type != "sequence":
-                        raise SpecError(f"parent column {parent.name}.{key} is a {pc.type}; a "
-                                        "foreign key refers to a sequence column (or, with no "
-                                        "column, to the parent row index)", t.name, c.name,
-                                        "column")
+                    if pc.type not in UNIQUE_TYPES:
+                        raise SpecError(f"parent column {parent.name}.{key} is a {pc.type} "
+                                        "column, which is not unique by construction; a "
+                                        "foreign key refers to a column of type "
+                                        f"{' or '.join(UNIQUE_TYPES)} (or, with no column, to "
+                                        "the parent row index)", t.name, c.name, "column")
+        for t in self.tables.values():
+            for c in t.columns.values():
+                for d in c.depends:
+                    if d not in t.columns:
+                        self._check_ref(t, c, d)
+
+    def _check_ref(self, table: TableSpec, c: ColumnSpec, name: str):
+        """The parent column that ``name`` reads exists (maybe through the parent's own
+        foreign keys: ``order_id.customer_id.country``)."""
+        fld = "expr" if c.type == "expression" else "column"
+        path, origin = name, table.name
+        while True:
+            key, col = table.parent_ref(name)
+            parent = self.tables[table.columns[key].params["table"]]
+            if col in parent.columns:
+                return
+            if parent.parent_ref(col) is None:
+                raise SpecError(f"{path!r}: parent table {parent.name!r} has no column {col!r}; "
+                                f"it has {', '.join(map(repr, parent.columns))}", origin, c.name, fld)
+            table, name = parent, col
 
     def _table_order(self) -> list:
         deps = {n: [c.params["table"] for c in t.columns.values() if c.type == "foreign_key"]
@@ -637,10 +730,61 @@ def _integers(key, stream, offset, n, backend, low, high):
     return out.get() if hasattr(out, "get") else out
 
 
-def _zipf_ranks(col_params, key, stream, offset, n, backend):
+class _Window:
+    """Rows ``offset .. offset + n - 1`` of a table: the random kernels run over them."""
+
+    def __init__(self, offset: int, n: int):
+        self.offset, self.n = offset, n
+
+    def index(self) -> np.ndarray:
+        return np.arange(self.offset, self.offset + self.n, dtype=np.int64)
+
+    def uniform(self, key, stream, backend):
+        return _uniform(key, stream, self.offset, self.n, backend)
+
+    def normal(self, key, stream, backend, loc, scale):
+        return _normal(key, stream, self.offset, self.n, backend, loc, scale)
+
+    def integers(self, key, stream, backend, low, high):
+        return _integers(key, stream, self.offset, self.n, backend, low, high)
+
+
+class _RowSet:
+    """Arbitrary row indices of a table (a parent's rows that children refer to): each
+    value is the one the row has in any window, from the same element of the same
+    Philox stream (the block function on the cpu backend, else NumPy's), transformed
+    by the NumPy reference's functions, which the native kernels match bit for bit."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.n = len(self.rows)
+
+    def index(self) -> np.ndarray:
+        return self.rows
+
+    def _u64(self, key, stream, backend):
+        if backend == "numpy" or not self.n:
+            block = _ref_philox.philox4x32_10
+        else:
+            def block(counters, k0, k1):
+                return _random.philox4x32_10(counters, key, backend="cpu")
+        return _ref_random.element_u64((key.k0, key.k1), stream, self.rows, block)
+
+    def uniform(self, key, stream, backend):
+        return _ref_random.uniform_from_u64(self._u64(key, stream, backend), 0.0, 1.0)
+
+    def normal(self, key, stream, backend, loc, scale):
+        return _ref_random.normal_from_u64(self._u64(key, stream, backend), loc, scale)
+
+    def integers(self, key, stream, backend, low, high):
+        return _ref_random.integers_from_u64(self._u64(key, stream, backend), low,
+                                             (high - low + 1) % 2**64)
+
+
+def _zipf_ranks(col_params, key, stream, sel, backend):
     if col_params.get("cdf") is None:
         col_params["cdf"] = _zipf_cdf(col_params["s"], col_params["n"])
-    return _from_cdf(col_params["cdf"], _uniform(key, stream, offset, n, backend))
+    return _from_cdf(col_params["cdf"], sel.uniform(key, stream, backend))
 
 
 def _from_cdf(cdf, u):
@@ -669,48 +813,89 @@ def _category_column(values: list, codes: np.ndarray, dtype="category"):
                         str(np.dtype(np.int64 if kind == "int" else np.float64)))
 
 
-def _generate_columns(spec: Spec, table: TableSpec, n: int, key, row_offset: int, backend: str,
-                      rows: dict) -> dict:
-    """{name: OutputColumn} of rows ``row_offset .. row_offset + n - 1``."""
+def _needed(table: TableSpec, wanted) -> set:
+    """The columns (and 'key.col' parent reads) that ``wanted`` needs, itself included."""
+    need, stack = set(), list(wanted)
+    while stack:
+        name = stack.pop()
+        if name in need:
+            continue
+        need.add(name)
+        if name in table.columns:
+            stack.extend(table.columns[name].depends)
+        else:
+            stack.append(table.parent_ref(name)[0])
+    return need
+
+
+def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
+                      wanted=None) -> dict:
+    """{name: OutputColumn} at the rows of ``sel`` (a _Window or a _RowSet): every
+    column, or only those in ``wanted`` (columns or 'key.col' parent reads) and what they
+    need, together with the parent reads ('key.col') the columns read."""
+    n = sel.n
+    need = None if wanted is None else _needed(table, wanted)
+    if need is None:
+        refs = {d for c in table.columns.values() for d in c.depends if d not in table.columns}
+    else:
+        refs = {d for d in need if d not in table.columns}
+    reads: dict = {}   # foreign key -> the 'key.col' names read through it
+    for name in sorted(refs):
+        reads.setdefault(table.parent_ref(name)[0], []).append(name)
     out: dict = {}
     for name in table.order:
+        if need is not None and name not in need:
+            continue
         c = table.columns[name]
         p = c.params
         stream = _stream(table.name, name, "values")
+        parent_rows = got = None
         if c.type == "uniform":
-            v = _uniform(key, stream, row_offset, n, backend)
+            v = sel.uniform(key, stream, backend)
             col = OutputColumn(name, "float", p["low"] + (p["high"] - p["low"]) * v, None,
                                "float64")
         elif c.type == "normal":
-            col = OutputColumn(name, "float", _normal(key, stream, row_offset, n, backend,
-                                                      p["mean"], p["std"]), None, "float64")
+            col = OutputColumn(name, "float", sel.normal(key, stream, backend, p["mean"],
+                                                         p["std"]), None, "float64")
         elif c.type == "lognormal":
-            z = _normal(key, stream, row_offset, n, backend, p["mean"], p["sigma"])
+            z = sel.normal(key, stream, backend, p["mean"], p["sigma"])
             col = OutputColumn(name, "float", np.exp(z), None, "float64")
         elif c.type == "integer":
-            col = OutputColumn(name, "int", _integers(key, stream, row_offset, n, backend,
-                                                      p["low"], p["high"]), None, "int64")
+            col = OutputColumn(name, "int", sel.integers(key, stream, backend, p["low"],
+                                                         p["high"]), None, "int64")
         elif c.type == "boolean":
-            col = OutputColumn(name, "bool", _uniform(key, stream, row_offset, n, backend) < p["p"],
-                               None, "bool")
+            col = OutputColumn(name, "bool", sel.uniform(key, stream, backend) < p["p"], None,
+                               "bool")
         elif c.type == "categorical":
-            codes = _from_cdf(p["cdf"], _uniform(key, stream, row_offset, n, backend))
+            codes = _from_cdf(p["cdf"], sel.uniform(key, stream, backend))
             col = _category_column(p["values"], codes)
         elif c.type == "zipf":
-            ranks = _zipf_ranks(p, key, stream, row_offset, n, backend)
+            ranks = _zipf_ranks(p, key, stream, sel, backend)
             if "values" in p:
                 col = _category_column(p["values"], ranks)
             else:
                 col = OutputColumn(name, "int", ranks.astype(np.int64) + 1, None, "int64")
         elif c.type == "sequence":
-            col = _sequence_values(p, np.arange(row_offset, row_offset + n, dtype=np.int64))
+            col = _sequence_values(p, sel.index())
         elif c.type in ("date", "timestamp"):
             unit = p["unit"]
             lo, hi = -(-p["start"] // unit), p["end"] // unit
-            ticks = _integers(key, stream, row_offset, n, backend, lo, hi)
+            ticks = sel.integers(key, stream, backend, lo, hi)
             col = OutputColumn(name, "datetime", ticks * np.int64(unit), None, "datetime64[ns]")
         elif c.type == "foreign_key":
-            col = _foreign_key(spec, table, c, key, stream, row_offset, n, backend, rows)
+            parent_rows = _foreign_key_rows(spec, c, key, stream, sel, backend, rows)
+            wanted = [table.refs[r][1] for r in reads.get(name, ())]
+            if p["column"] is not None:
+                wanted.append(p["column"])
+            if wanted:   # the key and what the columns read of the parent rows, in one go
+                got = _parent_columns(spec, spec.tables[p["table"]], parent_rows, wanted, key,
+                                      backend, rows)
+            if p["column"] is None:
+                col = OutputColumn(name, "int", parent_rows, None, "int64")
+            else:
+                col = dataclasses.replace(got[p["column"]])
+        elif c.type == "parent":
+            col = dataclasses.replace(out[c.depends[0]])
         elif c.type == "expression":
             col = _expression(table, c, out, n, backend)
         else:  # pragma: no cover - COLUMN_TYPES is checked at parse time
@@ -719,10 +904,38 @@ def _generate_columns(spec: Spec, table: TableSpec, n: int, key, row_offset: int
         if "decimals" in p:
             col.values = np.round(col.values, p["decimals"])
         if c.nulls:
-            _apply_nulls(col, _uniform(key, _stream(table.name, name, "nulls"), row_offset, n,
-                                       backend) < c.nulls)
+            _apply_nulls(col, sel.uniform(key, _stream(table.name, name, "nulls"), backend)
+                         < c.nulls)
         out[name] = col
+        if parent_rows is not None:   # the parent reads; a null key reads nulls
+            for r in reads.get(name, ()):
+                v = dataclasses.replace(got[table.refs[r][1]], name=r)
+                if col.null is not None:
+                    _apply_nulls(v, col.null)
+                out[r] = v
     return out
+
+
+def _take(col: OutputColumn, positions: np.ndarray) -> OutputColumn:
+    return dataclasses.replace(col, values=col.values[positions],
+                               null=None if col.null is None else col.null[positions])
+
+
+def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, names: list,
+                    key, backend: str, rows: dict) -> dict:
+    """Columns ``names`` of ``parent`` at rows ``parent_rows`` (any order, repeats): the
+    values the parent table has there, regenerated from (seed, table, row) with only the
+    columns they need. A dense set of rows is generated as one window and gathered,
+    a sparse one row by row."""
+    used, inverse = np.unique(parent_rows, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if len(used) and used[-1] - used[0] < 3 * len(used) + 4096:
+        sel = _Window(int(used[0]), int(used[-1] - used[0]) + 1)
+        positions = (used - used[0])[inverse]
+    else:
+        sel, positions = _RowSet(used), inverse
+    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names)
+    return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
 
 def _apply_nulls(col: OutputColumn, null: np.ndarray):
@@ -749,28 +962,21 @@ def _parent_rows(spec: Spec, parent: str, rows: dict) -> int:
     return n
 
 
-def _foreign_key(spec, table, c, key, stream, row_offset, n, backend, rows):
+def _foreign_key_rows(spec, c, key, stream, sel, backend, rows) -> np.ndarray:
+    """The parent row index each row refers to: uniform or Zipf over [0, rows of parent)."""
     p = c.params
     parent = spec.tables[p["table"]]
+    n = sel.n
     m = _parent_rows(spec, parent.name, rows) if n else max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
         zp = p.setdefault("_zipf", {})
         if zp.get("n") != m:
             zp.clear()
             zp.update(s=p["s"], n=m, cdf=None)
-        idx = _zipf_ranks(zp, key, stream, row_offset, n, backend)
+        idx = _zipf_ranks(zp, key, stream, sel, backend)
     else:
-        idx = _integers(key, stream, row_offset, n, backend, 0, m - 1)
-    if p["column"] is None:
-        return OutputColumn(c.name, "int", idx.astype(np.int64), None, "int64")
-    target = parent.columns[p["column"]].params
-    if target["format"] is None:
-        return _sequence_values(target, idx)
-    # formatted keys: a dictionary of the parents referred to, codes into it
-    used, codes = np.unique(idx, return_inverse=True)
-    keys = _sequence_values(target, used)
-    return OutputColumn(c.name, "categorical", codes.astype(np.int32).reshape(-1), None,
-                        "object", categories=keys.categories)
+        idx = sel.integers(key, stream, backend, 0, m - 1)
+    return idx.astype(np.int64)
 
 
 def _expression(table: TableSpec, c: ColumnSpec, done: dict, n: int, backend: str):
@@ -866,7 +1072,7 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
     _check_output(output)
     name = _resolve_backend(backend)
     key = philox_key(spec.seed if seed is None else seed)
-    cols = _generate_columns(spec, t, int(n), key, int(row_offset), name, rows)
+    cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
     return build_output([cols[c] for c in t.columns if not t.columns[c].hidden], output)
 
 
@@ -892,7 +1098,7 @@ def generate_tables(spec, rows: Optional[dict] = None, *, seed=None,
     out = {}
     for name in spec.order:
         t = spec.tables[name]
-        cols = _generate_columns(spec, t, counts[name], key, 0, name_b, counts)
+        cols = _generate_columns(spec, t, _Window(0, counts[name]), key, name_b, counts)
         out[name] = build_output([cols[c] for c in t.columns if not t.columns[c].hidden],
                                  output)
     return out
