@@ -750,7 +750,7 @@ class _Window:
 
 
 class _RowSet:
-    """Arbitrary row indices of a table (a parent's rows that children refer to): each
+    """Distinct row indices of a table, in any order (a parent's rows that children refer to): each
     value is the one the row has in any window, from the same element of the same
     Philox stream (the block function on the cpu backend, else NumPy's), transformed
     by the NumPy reference's functions, which the native kernels match bit for bit."""

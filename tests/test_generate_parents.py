@@ -1,0 +1,273 @@
+"""Foreign keys and parent attributes in generated tables: a parent's columns regenerated
+at the rows children refer to equal the parent table's (exact joins, at any chunking, on
+every backend), the distributions stay exact, and bad references name table and column."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from synthcore import Rules, RuleSyntaxError, SpecError, generate, generate_tables, load_spec
+from synthcore._seeding import philox_key
+from synthcore.generation import _generate_columns, _RowSet, _Window
+
+P_MIN = 1e-4   # fixed seeds: a test fails only if the sampler is wrong, or 1 in 10,000
+
+EVERY_TYPE = {
+    "id": {"type": "sequence", "start": 7, "step": 3},
+    "code": {"type": "sequence", "format": "P{:06d}"},
+    "u": {"type": "uniform", "low": -1, "high": 4, "decimals": 3},
+    "z": {"type": "normal", "mean": 2, "std": 3, "nulls": 0.1},
+    "ln": {"type": "lognormal", "mean": 1, "sigma": 0.5},
+    "k": {"type": "integer", "low": -5, "high": 2**40},
+    "b": {"type": "boolean", "p": 0.3, "nulls": 0.2},
+    "cat": {"type": "categorical", "values": ["x", "y", "w"], "weights": [0.2, 0.5, 0.3]},
+    "num": {"type": "categorical", "values": [1.5, 2.5]},
+    "zr": {"type": "zipf", "s": 1.3, "n": 40},
+    "zv": {"type": "zipf", "s": 1.3, "n": 3, "values": ["a", "b", "c"]},
+    "d": {"type": "date", "start": "2020-01-01", "end": "2020-12-31", "nulls": 0.05},
+    "ts": {"type": "timestamp", "start": "2021-01-01", "end": "2021-01-02", "resolution": "ms"},
+    "e": "when cat = 'y' then u * 2 else z",
+    "hid": {"type": "integer", "low": 0, "high": 9, "hidden": True},
+    "f": "hid + k % 7",
+}
+
+
+def _frame(cols):
+    from synthcore._table import build_output
+    return build_output(list(cols.values()), "pandas")
+
+
+@pytest.mark.parametrize("rows_kind", ["sorted", "shuffled"])
+def test_rows_regenerated_anywhere_equal_the_window(backend, rows_kind):
+    spec = load_spec({"tables": {"p": {"columns": EVERY_TYPE}}})
+    t = spec.tables["p"]
+    key = philox_key(11)
+    n = 3000
+    whole = _frame(_generate_columns(spec, t, _Window(0, n), key, backend, {}))
+    rng = np.random.default_rng(0)
+    rows = rng.choice(n, 500, replace=False)
+    rows = np.sort(rows) if rows_kind == "sorted" else rows   # distinct rows, any order
+    got = _frame(_generate_columns(spec, t, _RowSet(rows), key, backend, {}))
+    want = whole.iloc[rows].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.astype(object), want.astype(object))
+    # only what a column needs: 'f' needs 'hid' and 'k', nothing else
+    part = _generate_columns(spec, t, _RowSet(rows), key, backend, {}, wanted=["f"])
+    assert set(part) == {"f", "hid", "k"}
+    np.testing.assert_array_equal(part["f"].values, got["f"].to_numpy())
+
+
+SHOP = {"seed": 5, "tables": {
+    "regions": {"rows": 7, "columns": {
+        "rid": {"type": "sequence", "format": "R{}"},
+        "launch": {"type": "date", "start": "2010-01-01", "end": "2012-12-31"}}},
+    "customers": {"rows": 3000, "columns": {
+        "customer_id": {"type": "sequence", "start": 1000, "format": "C{:06d}"},
+        "region": {"type": "foreign_key", "table": "regions", "column": "rid"},
+        "signup": "region.launch + 100 days",
+        "country": {"type": "categorical", "values": ["US", "CA", "MX"],
+                    "weights": [0.6, 0.3, 0.1]},
+        "score": {"type": "normal", "mean": 0, "std": 1, "nulls": 0.1},
+        "tier": {"type": "integer", "low": 1, "high": 3, "hidden": True}}},
+    "orders": {"rows": 20000, "columns": {
+        "order_id": {"type": "sequence"},
+        "cust": {"type": "foreign_key", "table": "customers", "column": "customer_id",
+                 "distribution": "zipf", "s": 1.1, "nulls": 0.05},
+        "row": {"type": "foreign_key", "table": "customers"},
+        "lag": {"type": "integer", "low": 0, "high": 30},
+        "order_date": "cust.signup + lag * 1 day",
+        "country": {"type": "parent", "key": "cust", "column": "country"},
+        "score": {"type": "parent", "key": "cust", "column": "score"},
+        "tier10": "cust.tier * 10",
+        "launch": "cust.region.launch",
+        "other_country": "row.country",
+    }}}}
+
+
+def _by_key(parent: pd.DataFrame, key_col: str, keys: pd.Series) -> pd.DataFrame:
+    """The parent rows of ``keys`` (a left join), nulls where the key is null."""
+    return parent.set_index(key_col).reindex(keys.to_numpy()).reset_index(drop=True)
+
+
+def test_parent_reads_equal_a_join_against_the_generated_parent(backend):
+    spec = load_spec(SHOP)
+    everything = dict(SHOP)
+    everything["tables"] = dict(SHOP["tables"])
+    everything["tables"]["customers"] = {**SHOP["tables"]["customers"], "columns": {
+        **SHOP["tables"]["customers"]["columns"],
+        "tier": {"type": "integer", "low": 1, "high": 3}}}   # visible, to join on it
+    t = generate_tables(everything, backend=backend)
+    reg, cust, orders = t["regions"], t["customers"], t["orders"]
+    # the hidden parent column gives the same values as the visible one
+    pd.testing.assert_frame_equal(orders, generate_tables(spec, backend=backend)["orders"])
+    # integrity: every key exists; null keys read nulls
+    null = orders["cust"].isna()
+    assert 0.03 < null.mean() < 0.07
+    assert set(orders["cust"][~null]) <= set(cust["customer_id"])
+    j = _by_key(cust, "customer_id", orders["cust"])
+    assert (orders["country"].astype(object)[~null] == j["country"].astype(object)[~null]).all()
+    assert orders["country"][null].isna().all()
+    np.testing.assert_array_equal(orders["score"].to_numpy(), j["score"].to_numpy())
+    want_date = j["signup"] + pd.to_timedelta(orders["lag"], unit="D")
+    pd.testing.assert_series_equal(orders["order_date"], want_date, check_names=False)
+    np.testing.assert_array_equal(orders["tier10"].astype("Int64")[~null],
+                                  (j["tier"] * 10).astype("Int64")[~null])
+    assert orders["tier10"][null].isna().all()
+    # two hops: the order's customer's region's launch date
+    jr = _by_key(reg, "rid", j["region"].where(~null, None))
+    pd.testing.assert_series_equal(orders["launch"][~null], jr["launch"][~null],
+                                   check_names=False)
+    # a key with no column: the row index
+    other = cust["country"].astype(object).to_numpy()[orders["row"].to_numpy()]
+    assert (orders["other_country"].astype(object).to_numpy() == other).all()
+
+
+@pytest.mark.parametrize("parent_rows", [3000, 400_000])   # dense (windowed) and sparse reads
+def test_a_child_alone_equals_the_child_of_generate_tables_at_any_chunking(parent_rows,
+                                                                          monkeypatch):
+    import synthcore.generation as g
+    sparse = []
+    monkeypatch.setattr(g, "_RowSet", lambda rows: sparse.append(len(rows)) or _RowSet(rows))
+    rows = {"regions": 7, "customers": parent_rows, "orders": 6000}
+    whole = generate_tables(SHOP, rows=rows)["orders"]
+    windows = [(0, 1), (1, 700), (700, 3001), (3001, 6000)]
+    parts = [generate(SHOP, b - a, table="orders", row_offset=a, rows=rows) for a, b in windows]
+    joined = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(joined.astype(object), whole.astype(object))
+    # far into a large child: the parent rows come back one by one, never the whole parent
+    far = generate(SHOP, 50, table="orders", row_offset=10**12, rows=rows)
+    cust = generate(SHOP, None, table="customers", rows=rows)
+    j = _by_key(cust, "customer_id", far["cust"])
+    ok = far["cust"].notna()
+    assert (far["country"].astype(object)[ok] == j["country"].astype(object)[ok]).all()
+    assert (max(sparse, default=0) > 1000) == (parent_rows > 10_000)
+
+
+def test_reading_parents_leaves_the_key_draws_and_their_distribution_unchanged():
+    plain = {"tables": {"p": SHOP["tables"]["customers"], "regions": SHOP["tables"]["regions"],
+                        "c": {"rows": 40_000, "columns": {
+                            "k": {"type": "foreign_key", "table": "p", "column": "customer_id"},
+                            "lag": {"type": "integer", "low": 0, "high": 30}}}}}
+    reading = {"tables": dict(plain["tables"])}
+    reading["tables"]["c"] = {"rows": 40_000, "columns": {
+        **plain["tables"]["c"]["columns"], "country": {"type": "parent", "key": "k",
+                                                       "column": "country"},
+        "d": "k.signup + lag * 1 day"}}
+    a = generate_tables(plain, seed=3)
+    b = generate_tables(reading, seed=3)
+    pd.testing.assert_series_equal(a["c"]["k"], b["c"]["k"])
+    pd.testing.assert_series_equal(a["c"]["lag"], b["c"]["lag"])
+    # the lag after the parent's date is exactly the uniform integer column
+    j = _by_key(b["p"], "customer_id", b["c"]["k"])
+    lag = (b["c"]["d"] - j["signup"]).dt.days.to_numpy()
+    counts = np.bincount(lag, minlength=31)
+    assert len(counts) == 31
+    assert stats.chisquare(counts).pvalue > P_MIN
+    # a uniform key: the child's copy of a parent attribute follows the parent's frequencies
+    parent_freq = b["p"]["country"].value_counts(normalize=True).reindex(["US", "CA", "MX"])
+    obs = b["c"]["country"].value_counts().reindex(["US", "CA", "MX"]).to_numpy()
+    assert stats.chisquare(obs, parent_freq.to_numpy() * obs.sum()).pvalue > P_MIN
+
+
+def test_example_shop_orders_after_signup():
+    import importlib.resources
+    spec = load_spec(str(importlib.resources.files("synthcore") / "data" / "specs" /
+                         "shop_orders.yaml"))
+    t = generate_tables(spec, rows={"customers": 300, "orders": 2000, "lines": 5000})
+    cust, orders, lines = t["customers"], t["orders"], t["lines"]
+    j = _by_key(cust, "customer_id", orders["customer_id"])
+    assert (orders["order_date"] >= j["signup_date"]).all()
+    assert ((orders["order_date"] - j["signup_date"]).dt.days <= 90).all()
+    jo = _by_key(orders, "order_id", lines["order_id"])
+    pd.testing.assert_series_equal(lines["order_date"], jo["order_date"], check_names=False)
+    assert (lines["customer_id"].to_numpy() == jo["customer_id"].to_numpy()).all()
+    for name, df in t.items():
+        report = spec.tables[name].check(df)
+        assert report.n_valid == report.n_rows, str(report)
+
+
+def test_keys_to_hidden_and_formatted_sequences():
+    spec = {"tables": {
+        "p": {"rows": 50, "columns": {"pk": {"type": "sequence", "start": 10, "step": 5,
+                                             "hidden": True},
+                                      "code": {"type": "sequence", "format": "X{:03d}"},
+                                      "v": {"type": "uniform", "low": 0, "high": 1}}},
+        "c": {"rows": 500, "columns": {"a": {"type": "foreign_key", "table": "p",
+                                             "column": "pk"},
+                                       "b": {"type": "foreign_key", "table": "p",
+                                             "column": "code"},
+                                       "av": "a.v", "bv": "b.v"}}}}
+    t = generate_tables(spec, seed=1)
+    assert t["c"]["a"].isin(range(10, 10 + 5 * 50, 5)).all()
+    assert set(t["c"]["b"]) <= set(t["p"]["code"])
+    want = t["p"]["v"].to_numpy()[(t["c"]["a"].to_numpy() - 10) // 5]
+    np.testing.assert_array_equal(t["c"]["av"].to_numpy(), want)
+    jb = _by_key(t["p"], "code", t["c"]["b"])
+    np.testing.assert_array_equal(t["c"]["bv"].to_numpy(), jb["v"].to_numpy())
+
+
+# ---- errors ------------------------------------------------------------------------
+
+def _two(child_cols, parent_cols=None):
+    parent_cols = parent_cols or {"id": {"type": "sequence"},
+                                  "v": {"type": "uniform", "low": 0, "high": 1},
+                                  "cat": {"type": "categorical", "values": ["a", "b"]}}
+    return {"tables": {"p": {"rows": 10, "columns": parent_cols},
+                       "c": {"columns": child_cols}}}
+
+
+FK = {"type": "foreign_key", "table": "p", "column": "id"}
+
+
+@pytest.mark.parametrize("spec, table, column, field, text", [
+    (_two({"k": {"type": "foreign_key", "table": "p", "column": "v"}}), "c", "k", "column",
+     "p.v is a uniform column, which is not unique by construction"),
+    (_two({"k": {"type": "foreign_key", "table": "p", "column": "nope"}}), "c", "k", "column",
+     "parent table 'p' has no column 'nope'"),
+    (_two({"k": FK, "x": "k.nope + 1"}), "c", "x", "expr",
+     "'k.nope': parent table 'p' has no column 'nope'"),
+    (_two({"k": FK, "x": {"type": "parent", "key": "k", "column": "nope"}}), "c", "x",
+     "column", "parent table 'p' has no column 'nope'"),
+    (_two({"k": {"type": "integer", "low": 0, "high": 3}, "x": "k.v"}), "c", "x", "expr",
+     "column 'k' is a integer column, not a foreign key"),
+    (_two({"k": {"type": "integer", "low": 0, "high": 3},
+           "x": {"type": "parent", "key": "k", "column": "v"}}), "c", "x", "key",
+     "'k' must be a foreign key column of this table"),
+    (_two({"x": "p.v * 2"}), "c", "x", "expr",
+     "'p' is neither a column nor the parent table of a foreign key of this table"),
+    (_two({"a": FK, "b": FK, "x": "p.v"}), "c", "x", "expr",
+     "several foreign keys refer to table 'p' (a, b)"),
+    (_two({"k": FK, "x": "k.cat.v"}), "c", "x", "expr",
+     "'k.cat.v': parent table 'p' has no column 'cat.v'"),
+    (_two({"k": FK, "x": "k.v + y", "y": "x - 1"}), "c", "x", "expr", "cycle: x -> y -> x"),
+])
+def test_bad_parent_references_name_table_column_and_field(spec, table, column, field, text):
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    e = info.value
+    assert (e.table, e.column, e.field) == (table, column, field), str(e)
+    assert text in str(e)
+
+
+def test_cycles_through_parent_references_and_parent_rows_are_errors():
+    with pytest.raises(SpecError, match="foreign keys form a cycle: a -> b -> a"):
+        load_spec({"tables": {
+            "a": {"columns": {"id": {"type": "sequence"},
+                              "k": {"type": "foreign_key", "table": "b", "column": "id"},
+                              "x": "k.y"}},
+            "b": {"columns": {"id": {"type": "sequence"},
+                              "k": {"type": "foreign_key", "table": "a", "column": "id"},
+                              "y": "k.x"}}}})
+    spec = _two({"k": FK, "x": "k.v"})
+    spec["tables"]["p"].pop("rows")
+    with pytest.raises(SpecError, match="rows of parent table 'p'"):
+        generate(spec, 10, table="c")
+    assert len(generate(spec, 10, table="c", rows={"p": 3})) == 10
+
+
+def test_dotted_names_in_the_rule_language():
+    df = pd.DataFrame({"a.b": [1, 2, 3], "c d.e": [3, 2, 1]})
+    res = Rules(["a.b < `c d`.e", "\"a.b\" >= 2", "`a`.\"b\" <= 3"]).evaluate(df)
+    assert list(res.mask) == [False, False, False]
+    assert list(res.violations.values()) == [2, 1, 0]
+    with pytest.raises(RuleSyntaxError, match="position 1"):
+        Rules(["a.5 > 1"]).evaluate(df)
