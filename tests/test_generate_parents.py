@@ -271,3 +271,30 @@ def test_dotted_names_in_the_rule_language():
     assert list(res.violations.values()) == [2, 1, 0]
     with pytest.raises(RuleSyntaxError, match="position 1"):
         Rules(["a.5 > 1"]).evaluate(df)
+
+
+def test_uuid_keys_are_unique_by_construction_and_keys_can_point_at_them(backend):
+    import uuid
+    spec = {"tables": {
+        "p": {"rows": 200_000, "columns": {"uid": {"type": "uuid"},
+                                           "v": {"type": "integer", "low": 0, "high": 10**9}}},
+        "c": {"rows": 20_000, "columns": {"k": {"type": "foreign_key", "table": "p",
+                                                "column": "uid"},
+                                          "v": {"type": "parent", "key": "k", "column": "v"}}}}}
+    t = generate_tables(spec, seed=8, backend=backend)
+    p, c = t["p"], t["c"]
+    assert p["uid"].is_unique
+    parsed = [uuid.UUID(u) for u in p["uid"][:2000]]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == s
+               for u, s in zip(parsed, p["uid"][:2000]))
+    j = _by_key(p, "uid", c["k"])
+    np.testing.assert_array_equal(c["v"].to_numpy(), j["v"].to_numpy())
+    # windows and the far end of the row range: the same ids, still distinct
+    w = generate(spec, 1000, table="p", seed=8, row_offset=123_456, backend=backend)
+    assert (w["uid"].to_numpy() == p["uid"].to_numpy()[123_456:124_456]).all()
+    end = generate(spec, 5000, table="p", seed=8, row_offset=2**62 - 5000)
+    assert end["uid"].is_unique and not set(end["uid"]) & set(p["uid"])
+    with pytest.raises(ValueError, match="below 2\\*\\*62"):
+        generate(spec, 2, table="p", seed=8, row_offset=2**62 - 1)
+    # another seed, other ids
+    assert not set(generate(spec, 1000, table="p", seed=9)["uid"]) & set(p["uid"][:1000])

@@ -49,13 +49,14 @@ COLUMN_TYPES = {
     "categorical": (("values",), ("weights",)),
     "zipf": (("s", "n"), ("values",)),
     "sequence": ((), ("start", "step", "format")),
+    "uuid": ((), ()),
     "date": (("start", "end"), ()),
     "timestamp": (("start", "end"), ("resolution",)),
     "foreign_key": (("table",), ("column", "distribution", "s")),
     "parent": (("key", "column"), ()),
     "expression": (("expr",), ()),
 }
-UNIQUE_TYPES = ("sequence",)   # unique by construction: what a foreign key may refer to
+UNIQUE_TYPES = ("sequence", "uuid")   # unique by construction: what a foreign key may refer to
 COMMON_FIELDS = ("type", "nulls", "hidden")
 RESOLUTIONS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
                "h": 3600 * 10**9, "D": 86400 * 10**9}
@@ -327,6 +328,9 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
         p["format"] = _parse_format(raw["format"], err) if "format" in raw else None
         if nulls:
             raise err("a sequence is a key: it cannot have nulls", "nulls")
+    elif kind == "uuid":
+        if nulls:
+            raise err("a uuid is a key: it cannot have nulls", "nulls")
     elif kind in ("date", "timestamp"):
         res = raw.get("resolution", "D" if kind == "date" else "s")
         if res not in RESOLUTIONS:
@@ -801,6 +805,43 @@ def _sequence_values(p, rows: np.ndarray):
                         categories=text)
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_UUID_ROWS = 2**62
+
+
+def _uuid_values(key, table: str, column: str, sel, backend):
+    """Version-4-style UUID text, unique by construction: the 62 bits after the variant
+    are a keyed bijection of the row index (a 4-round Feistel network on two 31-bit
+    halves), the other 60 free bits come from the column's Philox stream."""
+    rows = sel.index()
+    if len(rows) and int(rows.max()) >= _UUID_ROWS:
+        raise ValueError(f"table {table!r}, column {column!r}: uuid rows must be below 2**62")
+    mask31 = np.uint64(2**31 - 1)
+    round_keys = _ref_random.element_u64((key.k0, key.k1), _stream(table, column, "uuid"),
+                                         np.arange(4))
+    x = rows.astype(np.uint64)
+    left, right = x >> np.uint64(31), x & mask31
+    with np.errstate(over="ignore"):
+        for k in round_keys:
+            h = (right ^ k) * np.uint64(0x9E3779B97F4A7C15)
+            left, right = right, left ^ ((h >> np.uint64(29)) & mask31)
+    low = (np.uint64(2) << np.uint64(62)) | (left << np.uint64(31)) | right
+    free = sel.integers(key, _stream(table, column, "values"), backend, 0, 2**60 - 1)
+    free = free.astype(np.uint64)
+    high = ((free >> np.uint64(12)) << np.uint64(16)) | np.uint64(0x4000) | \
+        (free & np.uint64(0xFFF))
+    text = np.empty((len(rows), 36), dtype=np.uint8)
+    text[:, [8, 13, 18, 23]] = ord("-")
+    at = [i for i in range(36) if i not in (8, 13, 18, 23)]
+    for j in range(32):
+        word = high if j < 16 else low
+        shift = np.uint64(4 * (15 - j % 16))
+        text[:, at[j]] = _HEX[((word >> shift) & np.uint64(15)).astype(np.intp)]
+    values = text.view("S36").reshape(-1).astype(str).astype(object)
+    return OutputColumn("", "categorical", np.arange(len(values), dtype=np.int32), None,
+                        "object", categories=values)
+
+
 def _category_column(values: list, codes: np.ndarray, dtype="category"):
     if all(isinstance(v, str) for v in values):
         cats = np.empty(len(values), dtype=object)
@@ -877,6 +918,8 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
                 col = OutputColumn(name, "int", ranks.astype(np.int64) + 1, None, "int64")
         elif c.type == "sequence":
             col = _sequence_values(p, sel.index())
+        elif c.type == "uuid":
+            col = _uuid_values(key, table.name, name, sel, backend)
         elif c.type in ("date", "timestamp"):
             unit = p["unit"]
             lo, hi = -(-p["start"] // unit), p["end"] // unit
