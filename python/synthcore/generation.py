@@ -621,8 +621,9 @@ class Spec:
             if col in parent.columns:
                 return
             if parent.parent_ref(col) is None:
-                raise SpecError(f"{path!r}: parent table {parent.name!r} has no column {col!r}; "
-                                f"it has {', '.join(map(repr, parent.columns))}", origin, c.name, fld)
+                raise SpecError(f"{path!r}: parent table {parent.name!r} has no column "
+                                f"{col!r}; it has {', '.join(map(repr, parent.columns))}",
+                                origin, c.name, fld)
             table, name = parent, col
 
     def _table_order(self) -> list:
@@ -754,8 +755,8 @@ class _Window:
 
 
 class _RowSet:
-    """Distinct row indices of a table, in any order (a parent's rows that children refer to): each
-    value is the one the row has in any window, from the same element of the same
+    """Distinct row indices of a table, in any order (the parent rows children refer to):
+    each value is the one the row has in any window, from the same element of the same
     Philox stream (the block function on the cpu backend, else NumPy's), transformed
     by the NumPy reference's functions, which the native kernels match bit for bit."""
 
