@@ -298,3 +298,15 @@ def test_uuid_keys_are_unique_by_construction_and_keys_can_point_at_them(backend
         generate(spec, 2, table="p", seed=8, row_offset=2**62 - 1)
     # another seed, other ids
     assert not set(generate(spec, 1000, table="p", seed=9)["uid"]) & set(p["uid"][:1000])
+
+
+def test_zipf_keys_to_huge_parents_are_refused_and_uniform_keys_read_them():
+    spec = _two({"k": dict(FK, distribution="zipf", s=1.1), "x": "k.v"})
+    with pytest.raises(SpecError, match="at most 50,000,000 parent rows") as info:
+        generate(spec, 10, table="c", rows={"p": 10**9})
+    assert (info.value.table, info.value.column) == ("c", "k")
+    spec = _two({"k": FK, "x": "k.v", "c": "k.cat"})
+    out = generate(spec, 2000, table="c", rows={"p": 10**15}, row_offset=10**14, seed=2)
+    assert out["k"].between(1, 10**15).all() and out["k"].nunique() == 2000
+    one = generate(spec, 1, table="p", row_offset=int(out["k"][7]) - 1, seed=2)   # id = row + 1
+    assert one["v"][0] == out["x"][7] and one["cat"][0] == out["c"][7]

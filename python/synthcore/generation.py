@@ -927,7 +927,7 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
             ticks = sel.integers(key, stream, backend, lo, hi)
             col = OutputColumn(name, "datetime", ticks * np.int64(unit), None, "datetime64[ns]")
         elif c.type == "foreign_key":
-            parent_rows = _foreign_key_rows(spec, c, key, stream, sel, backend, rows)
+            parent_rows = _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows)
             wanted = [table.refs[r][1] for r in reads.get(name, ())]
             if p["column"] is not None:
                 wanted.append(p["column"])
@@ -1006,13 +1006,17 @@ def _parent_rows(spec: Spec, parent: str, rows: dict) -> int:
     return n
 
 
-def _foreign_key_rows(spec, c, key, stream, sel, backend, rows) -> np.ndarray:
+def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.ndarray:
     """The parent row index each row refers to: uniform or Zipf over [0, rows of parent)."""
     p = c.params
     parent = spec.tables[p["table"]]
     n = sel.n
     m = _parent_rows(spec, parent.name, rows) if n else max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
+        if m > MAX_ZIPF_SUPPORT:
+            raise SpecError(f"a zipf foreign key draws from at most {MAX_ZIPF_SUPPORT:,} parent "
+                            f"rows (its table is built once); parent table {parent.name!r} has "
+                            f"{m:,}", table.name, c.name, "distribution")
         zp = p.setdefault("_zipf", {})
         if zp.get("n") != m:
             zp.clear()
