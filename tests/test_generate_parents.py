@@ -310,3 +310,54 @@ def test_zipf_keys_to_huge_parents_are_refused_and_uniform_keys_read_them():
     assert out["k"].between(1, 10**15).all() and out["k"].nunique() == 2000
     one = generate(spec, 1, table="p", row_offset=int(out["k"][7]) - 1, seed=2)   # id = row + 1
     assert one["v"][0] == out["x"][7] and one["cat"][0] == out["c"][7]
+
+
+EMPLOYEES = {"tables": {"emp": {"rows": 3000, "columns": {
+    "emp_id": {"type": "sequence", "start": 100},
+    "name": {"type": "categorical", "values": ["ann", "bob", "cy", "di"]},
+    "hired": {"type": "date", "start": "2000-01-01", "end": "2020-12-31"},
+    "manager_id": {"type": "foreign_key", "table": "emp", "column": "emp_id",
+                   "distribution": "earlier"},
+    "manager_name": "manager_id.name",
+    "grand": "manager_id.manager_id.emp_id",
+    "buddy": {"type": "foreign_key", "table": "emp", "column": "emp_id"},
+    "buddy_hired": {"type": "parent", "key": "buddy", "column": "hired"}}}}}
+
+
+def test_keys_to_the_same_table_form_a_tree_and_read_other_rows(backend):
+    t = generate_tables(EMPLOYEES, seed=1, backend=backend)["emp"]
+    m = t["manager_id"]
+    assert m.isna().tolist()[:2] == [True, False] and m[1:].notna().all()
+    assert (m[1:] < t["emp_id"][1:]).all()            # a tree: the manager came earlier
+    rows = m[1:].to_numpy(dtype=np.int64) - 100
+    # uniform over the earlier rows: the relative position u = manager row / own row
+    u = rows / np.arange(1, len(t))
+    assert stats.kstest(u[100:], "uniform").pvalue > P_MIN
+    j = _by_key(t, "emp_id", m)
+    assert (t["manager_name"].astype(object)[1:] == j["name"].astype(object)[1:]).all()
+    np.testing.assert_array_equal(t["grand"].astype("Int64")[1:],
+                                  j["manager_id"].astype("Int64")[1:])
+    jb = _by_key(t, "emp_id", t["buddy"])
+    pd.testing.assert_series_equal(t["buddy_hired"], jb["hired"], check_names=False)
+    # a window needs no other rows in memory and gives the same rows
+    w = generate(EMPLOYEES, 300, row_offset=1700, seed=1, backend=backend)
+    pd.testing.assert_frame_equal(w.astype(object),
+                                  t.iloc[1700:2000].reset_index(drop=True).astype(object))
+
+
+def test_reads_of_the_same_table_must_not_come_back_and_earlier_is_for_self_keys():
+    cols = {"id": {"type": "sequence"},
+            "m": {"type": "foreign_key", "table": "emp", "distribution": "earlier"},
+            "level": "m.level + 1"}
+    with pytest.raises(SpecError, match="own rows forms a cycle: level -> m.level -> level") \
+            as info:
+        load_spec({"tables": {"emp": {"columns": cols}}})
+    assert (info.value.table, info.value.column) == ("emp", "level")
+    cols = {"id": {"type": "sequence"},
+            "m": {"type": "foreign_key", "table": "emp", "column": "id"},
+            "a": {"type": "parent", "key": "m", "column": "b"}, "b": "m.a"}
+    with pytest.raises(SpecError, match="cycle: a -> m.b -> b -> m.a -> a"):
+        load_spec({"tables": {"emp": {"columns": cols}}})
+    with pytest.raises(SpecError, match="'earlier'") as info:
+        load_spec(_two({"k": dict(FK, distribution="earlier")}))
+    assert (info.value.column, info.value.field) == ("k", "distribution")

@@ -349,8 +349,9 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
         p["table"] = raw["table"]
         p["column"] = raw.get("column")
         dist = raw.get("distribution", "uniform")
-        if dist not in ("uniform", "zipf"):
-            raise err(f"unknown distribution {dist!r}; one of uniform, zipf", "distribution")
+        if dist not in ("uniform", "zipf", "earlier"):
+            raise err(f"unknown distribution {dist!r}; one of uniform, zipf, earlier",
+                      "distribution")
         p["distribution"] = dist
         if dist == "zipf":
             p["s"] = _real(raw.get("s", 1.0), err, "s", positive=True)
@@ -592,6 +593,10 @@ class Spec:
                     raise SpecError(f"missing parent table {c.params['table']!r}; the spec has "
                                     f"{', '.join(map(repr, self.tables))}", t.name, c.name,
                                     "table")
+                if c.params["distribution"] == "earlier" and parent is not t:
+                    raise SpecError("'earlier' (a row before this one) is for a key to the "
+                                    f"same table, not to {parent.name!r}", t.name, c.name,
+                                    "distribution")
                 key = c.params["column"]
                 if key is not None:
                     pc = parent.columns.get(key)
@@ -609,6 +614,46 @@ class Spec:
                 for d in c.depends:
                     if d not in t.columns:
                         self._check_ref(t, c, d)
+            self._check_self_reads(t)
+
+    def _check_self_reads(self, t: TableSpec):
+        """Reads through a key to the table itself must not come back to the column that
+        reads (``level: manager_id.level + 1`` would need every ancestor's row)."""
+        if not any(c.type == "foreign_key" and c.params["table"] == t.name
+                   for c in t.columns.values()):
+            return
+
+        def edges(name):
+            if name in t.columns:
+                return t.columns[name].depends
+            key, col = t.parent_ref(name)
+            same = t.columns[key].params["table"] == t.name
+            return (key, col) if same else (key,)
+
+        state: dict = {}
+        for start in t.columns:
+            stack, path = [(start, iter(edges(start)))], [start]
+            if state.get(start):
+                continue
+            state[start] = 1
+            while stack:
+                node, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    path.pop()
+                    state[node] = 2
+                elif state.get(nxt) == 1:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    first = next(x for x in cycle if x in t.columns)
+                    raise SpecError("reading the table's own rows forms a cycle: "
+                                    + " -> ".join(cycle), t.name, first,
+                                    "expr" if t.columns[first].type == "expression"
+                                    else "column")
+                elif not state.get(nxt):
+                    state[nxt] = 1
+                    path.append(nxt)
+                    stack.append((nxt, iter(edges(nxt))))
 
     def _check_ref(self, table: TableSpec, c: ColumnSpec, name: str):
         """The parent column that ``name`` reads exists (maybe through the parent's own
@@ -627,7 +672,8 @@ class Spec:
             table, name = parent, col
 
     def _table_order(self) -> list:
-        deps = {n: [c.params["table"] for c in t.columns.values() if c.type == "foreign_key"]
+        deps = {n: [c.params["table"] for c in t.columns.values()   # a key to itself is fine
+                    if c.type == "foreign_key" and c.params["table"] != n]
                 for n, t in self.tables.items()}
         order, state = [], {}
 
@@ -938,6 +984,10 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
                 col = OutputColumn(name, "int", parent_rows, None, "int64")
             else:
                 col = dataclasses.replace(got[p["column"]])
+            if p["distribution"] == "earlier":   # the first row has no earlier row
+                root = sel.index() == 0
+                if root.any():
+                    _apply_nulls(col, root)
         elif c.type == "parent":
             col = dataclasses.replace(out[c.depends[0]])
         elif c.type == "expression":
@@ -1007,10 +1057,16 @@ def _parent_rows(spec: Spec, parent: str, rows: dict) -> int:
 
 
 def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.ndarray:
-    """The parent row index each row refers to: uniform or Zipf over [0, rows of parent)."""
+    """The parent row index each row refers to: uniform or Zipf over [0, rows of parent),
+    or ('earlier') uniform over the rows of the same table before this one (row 0: 0,
+    and the key is null there)."""
     p = c.params
     parent = spec.tables[p["table"]]
     n = sel.n
+    if p["distribution"] == "earlier":
+        own = sel.index()
+        u = sel.uniform(key, stream, backend)
+        return np.minimum(np.floor(u * own).astype(np.int64), np.maximum(own - 1, 0))
     m = _parent_rows(spec, parent.name, rows) if n else max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
         if m > MAX_ZIPF_SUPPORT:
@@ -1118,6 +1174,8 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
             not 0 <= row_offset < 2**62:
         raise ValueError(f"row_offset must be an integer in [0, 2**62), got {row_offset!r}")
     _check_output(output)
+    if t.name not in rows and row_offset == 0:
+        rows[t.name] = n   # this call makes the whole table (for keys to the table itself)
     name = _resolve_backend(backend)
     key = philox_key(spec.seed if seed is None else seed)
     cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
