@@ -4,6 +4,8 @@ every backend), the distributions stay exact, and bad references name table and 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from synthcore import Rules, RuleSyntaxError, SpecError, generate, generate_tables, load_spec
@@ -361,3 +363,18 @@ def test_reads_of_the_same_table_must_not_come_back_and_earlier_is_for_self_keys
     with pytest.raises(SpecError, match="'earlier'") as info:
         load_spec(_two({"k": dict(FK, distribution="earlier")}))
     assert (info.value.column, info.value.field) == ("k", "distribution")
+
+
+@settings(max_examples=25, deadline=None)
+@given(parents=st.integers(1, 20_000), offset=st.integers(0, 10**6), n=st.integers(0, 300),
+       dist=st.sampled_from(["uniform", "zipf"]), seed=st.integers(0, 2**32))
+def test_any_window_reads_what_the_parent_has(parents, offset, n, dist, seed):
+    spec = _two({"k": dict(FK, distribution=dist), "x": "k.v * 2", "c": {
+        "type": "parent", "key": "k", "column": "cat"}})
+    rows = {"p": parents}
+    child = generate(spec, n, table="c", row_offset=offset, rows=rows, seed=seed)
+    parent = generate(spec, parents, table="p", seed=seed)
+    assert len(child) == n
+    j = _by_key(parent, "id", child["k"])
+    np.testing.assert_array_equal(child["x"].to_numpy(), j["v"].to_numpy() * 2)
+    assert (child["c"].astype(object).to_numpy() == j["cat"].astype(object).to_numpy()).all()

@@ -800,6 +800,9 @@ class _Window:
         return _integers(key, stream, self.offset, self.n, backend, low, high)
 
 
+_ROWSET_CHUNK = 1 << 20
+
+
 class _RowSet:
     """Distinct row indices of a table, in any order (the parent rows children refer to):
     each value is the one the row has in any window, from the same element of the same
@@ -819,7 +822,12 @@ class _RowSet:
         else:
             def block(counters, k0, k1):
                 return _random.philox4x32_10(counters, key, backend="cpu")
-        return _ref_random.element_u64((key.k0, key.k1), stream, self.rows, block)
+        out = np.empty(self.n, dtype=np.uint64)
+        for start in range(0, self.n, _ROWSET_CHUNK):   # bounded temporaries
+            part = self.rows[start:start + _ROWSET_CHUNK]
+            out[start:start + len(part)] = _ref_random.element_u64((key.k0, key.k1), stream,
+                                                                   part, block)
+        return out
 
     def uniform(self, key, stream, backend):
         return _ref_random.uniform_from_u64(self._u64(key, stream, backend), 0.0, 1.0)
