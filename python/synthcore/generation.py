@@ -5,12 +5,15 @@
     tables = synthcore.generate_tables(spec, rows={"customers": 1000, "transactions": 50_000})
 
 A spec names tables; a table has columns, each a distribution (uniform, normal,
-lognormal, integer, boolean, categorical with weights, Zipf), a sequence, a date or
-timestamp range, a foreign key to a parent table, or an expression in the rule
-language (docs/rules.md), with ``when <cond> then <value> ... else <value>`` for
-conditional values. Every random cell comes from the counter-based Philox stream
-keyed by (seed, stream of (table, column), row index), so rows ``a..b`` are the same
-whether generated in one call or in windows (``row_offset``), on any backend.
+lognormal, integer, boolean, categorical with weights, Zipf), a sequence or uuid, a
+date or timestamp range, a foreign key to a parent table (or to the table itself), a
+copy of the parent row's attribute, or an expression in the rule language
+(docs/rules.md), with ``when <cond> then <value> ... else <value>`` for conditional
+values and ``key.column`` for the parent row's attributes. Every random cell comes from
+the counter-based Philox stream keyed by (seed, stream of (table, column), row index),
+so rows ``a..b`` are the same whether generated in one call or in windows
+(``row_offset``), on any backend, and a parent's columns can be regenerated at exactly
+the rows that children's keys point to (``_parent_columns``) without the parent table.
 """
 from __future__ import annotations
 
