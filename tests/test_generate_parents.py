@@ -378,3 +378,21 @@ def test_any_window_reads_what_the_parent_has(parents, offset, n, dist, seed):
     j = _by_key(parent, "id", child["k"])
     np.testing.assert_array_equal(child["x"].to_numpy(), j["v"].to_numpy() * 2)
     assert (child["c"].astype(object).to_numpy() == j["cat"].astype(object).to_numpy()).all()
+
+
+def test_cli_writes_children_in_chunks_equal_to_generate_tables(tmp_path):
+    import importlib.resources
+
+    import pyarrow.parquet as pq
+
+    from synthcore.cli import main as cli_main
+    path = str(importlib.resources.files("synthcore") / "data" / "specs" / "shop_orders.yaml")
+    rows = {"customers": 100, "orders": 1000, "lines": 2500}
+    args = ["generate", path, "--out", str(tmp_path / "shop"), "--chunk-rows", "700"]
+    for k, v in rows.items():
+        args += ["--rows", f"{k}={v}"]
+    assert cli_main(args) == 0
+    want = generate_tables(path, rows=rows)
+    for name in rows:
+        got = pq.read_table(tmp_path / "shop" / f"{name}.parquet").to_pandas()
+        pd.testing.assert_frame_equal(got.astype(object), want[name].astype(object))

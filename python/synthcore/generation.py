@@ -465,43 +465,44 @@ class TableSpec:
         return f"TableSpec({self.name!r}, columns={list(self.columns)})"
 
     def parent_ref(self, name: str):
-        """(foreign key column, parent column) for a name that reads a parent row:
-        ``<key column>.<parent column>``, or ``<parent table>.<parent column>`` when one
-        foreign key of this table refers to that table; None when nothing fits (and a
-        message in ``self._ref_problem``)."""
+        """(foreign key column, parent column) for a name that reads a parent row, or None."""
+        return self._resolve_ref(name)[0]
+
+    def _resolve_ref(self, name: str):
+        """((key, parent column) or None, why not): ``<key column>.<parent column>``, or
+        ``<parent table>.<parent column>`` when one foreign key of this table refers to
+        that table."""
         if name in self.refs:
-            return self.refs[name]
+            return self.refs[name], None
         dots = [i for i, ch in enumerate(name) if ch == "."]
-        self._ref_problem = None
+        problem = None
         for i in dots:
             prefix, rest = name[:i], name[i + 1:]
             c = self.columns.get(prefix)
             if c is not None and c.type == "foreign_key":
                 self.refs[name] = (prefix, rest)
-                return self.refs[name]
-            if c is not None and self._ref_problem is None:
-                self._ref_problem = (f"{name!r}: column {prefix!r} is a {c.type} column, not a "
-                                     "foreign key; a parent attribute is read through a "
-                                     "foreign key, as <key column>.<parent column>")
+                return self.refs[name], None
+            if c is not None and problem is None:
+                problem = (f"{name!r}: column {prefix!r} is a {c.type} column, not a foreign "
+                           "key; a parent attribute is read through a foreign key, as "
+                           "<key column>.<parent column>")
         for i in dots:
             prefix, rest = name[:i], name[i + 1:]
             keys = [k for k, c in self.columns.items()
                     if c.type == "foreign_key" and c.params["table"] == prefix]
             if len(keys) == 1:
                 self.refs[name] = (keys[0], rest)
-                return self.refs[name]
-            if len(keys) > 1 and self._ref_problem is None:
-                self._ref_problem = (f"{name!r}: several foreign keys refer to table "
-                                     f"{prefix!r} ({', '.join(keys)}); say which, as "
-                                     f"{keys[0]}.{rest}")
-        if dots and self._ref_problem is None:
-            head = name[:dots[0]]
-            self._ref_problem = (f"unknown column {name!r}: {head!r} is neither a column "
-                                 "nor the parent table of a foreign key of this table; a "
-                                 "parent attribute is read through a foreign key, as "
-                                 "<key column>.<parent column> (or <parent table>.<parent "
-                                 "column> when one foreign key refers to that table)")
-        return None
+                return self.refs[name], None
+            if len(keys) > 1 and problem is None:
+                problem = (f"{name!r}: several foreign keys refer to table {prefix!r} "
+                           f"({', '.join(keys)}); say which, as {keys[0]}.{rest}")
+        if dots and problem is None:
+            problem = (f"unknown column {name!r}: {name[:dots[0]]!r} is neither a column nor "
+                       "the parent table of a foreign key of this table; a parent attribute "
+                       "is read through a foreign key, as <key column>.<parent column> (or "
+                       "<parent table>.<parent column> when one foreign key refers to that "
+                       "table)")
+        return None, problem
 
     def _dependency_order(self) -> list:
         deps = {}   # the local columns each column needs first
@@ -522,9 +523,9 @@ class TableSpec:
                 if d in self.columns:
                     need.append(d)
                     continue
-                ref = self.parent_ref(d)
+                ref, problem = self._resolve_ref(d)
                 if ref is None:
-                    raise SpecError(self._ref_problem or
+                    raise SpecError(problem or
                                     f"unknown column {d!r} in the expression; the table has "
                                     f"{', '.join(map(repr, self.columns))}", self.name, c.name,
                                     fld)
