@@ -396,3 +396,29 @@ def test_cli_writes_children_in_chunks_equal_to_generate_tables(tmp_path):
     for name in rows:
         got = pq.read_table(tmp_path / "shop" / f"{name}.parquet").to_pandas()
         pd.testing.assert_frame_equal(got.astype(object), want[name].astype(object))
+
+
+def test_generate_at_gives_the_rows_generate_gives(backend):
+    import importlib.resources
+
+    from synthcore import generate_at
+    path = str(importlib.resources.files("synthcore") / "data" / "specs" / "shop_orders.yaml")
+    whole = generate(path, table="lines", backend=backend)
+    idx = np.array([5, 119_999, 0, 5, 77_777, 3])          # any order, repeats
+    got = generate_at(path, idx, table="lines", backend=backend)
+    pd.testing.assert_frame_equal(got.astype(object),
+                                  whole.iloc[idx].reset_index(drop=True).astype(object))
+    idx = np.array([39_999, 2, 2, 17_000])
+    only = generate_at(path, idx, table="orders", columns=["order_date", "days_after_signup"],
+                       backend=backend)
+    orders = generate(path, table="orders", backend=backend)
+    assert list(only.columns) == ["order_date", "days_after_signup"]   # hidden, when named
+    pd.testing.assert_series_equal(only["order_date"],
+                                   orders["order_date"].iloc[idx].reset_index(drop=True))
+    assert len(generate_at(path, [], table="lines")) == 0
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        generate_at(path, idx, table="lines", columns=["nope"])
+    with pytest.raises(ValueError, match=r"\[0, 2\*\*62\), got -1"):
+        generate_at(path, [3, -1], table="lines")
+    with pytest.raises(ValueError, match="integers"):
+        generate_at(path, [0.5], table="lines")

@@ -38,7 +38,8 @@ from ._rules_compile import (INT_NULL, Node, RuleError, _parse_datetime, parse, 
 from ._seeding import philox_key
 from ._table import OUTPUTS, OutputColumn, build_output
 
-__all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_tables"]
+__all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_at",
+           "generate_tables"]
 
 MAX_ZIPF_SUPPORT = 50_000_000
 
@@ -1192,6 +1193,39 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
     key = philox_key(spec.seed if seed is None else seed)
     cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
     return build_output([cols[c] for c in t.columns if not t.columns[c].hidden], output)
+
+
+def generate_at(spec, row_indices, *, table: Optional[str] = None, columns=None, seed=None,
+                rows: Optional[dict] = None, backend: Optional[str] = None,
+                output: str = "pandas"):
+    """The rows of one table at ``row_indices`` (any order, repeats allowed): exactly the
+    rows ``generate`` gives at those positions, computed without the rows in between,
+    with only ``columns`` (default: the visible ones; hidden ones may be named) and what
+    they need. ``rows`` gives the row counts of parent tables, as for ``generate``."""
+    spec = load_spec(spec)
+    t = _pick_table(spec, table)
+    rows = _rows_arg(rows)
+    idx = np.asarray(row_indices)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise ValueError("row_indices must be a 1-d array of integers, got "
+                         f"{idx.dtype} with shape {idx.shape}")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= 2**62):
+        bad = idx[(idx < 0) | (idx >= 2**62)][0]
+        raise ValueError(f"row_indices must be in [0, 2**62), got {bad}")
+    if columns is None:
+        columns = [c for c in t.columns if not t.columns[c].hidden]
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    for c in columns:
+        if c not in t.columns:
+            raise ValueError(f"table {t.name!r} has no column {c!r}; it has "
+                             f"{', '.join(map(repr, t.columns))}")
+    _check_output(output)
+    name = _resolve_backend(backend)
+    key = philox_key(spec.seed if seed is None else seed)
+    got = _parent_columns(spec, t, idx, columns, key, name, rows)
+    return build_output([dataclasses.replace(got[c], name=c) for c in dict.fromkeys(columns)],
+                        output)
 
 
 def generate_tables(spec, rows: Optional[dict] = None, *, seed=None,
