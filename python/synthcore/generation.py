@@ -1171,8 +1171,11 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
 
     ``spec``: a ``Spec``, ``TableSpec``, dict, path or YAML/JSON text. ``n`` defaults to
     the table's ``rows``. ``rows`` gives the row counts of parent tables (foreign keys
-    draw parent row indices in ``[0, rows[parent])``). ``seed`` defaults to the spec's.
-    The same spec and seed give the same rows whatever the windows, on every backend.
+    draw parent row indices in ``[0, rows[parent])``; a key to the table itself uses
+    ``rows[table]``, else ``n`` when ``row_offset`` is 0, else the table's ``rows``).
+    Parent attributes that columns read are regenerated at the rows the keys point to,
+    so no parent table is needed. ``seed`` defaults to the spec's. The same spec and
+    seed give the same rows whatever the windows, on every backend.
     """
     spec = load_spec(spec)
     t = _pick_table(spec, table)
