@@ -422,3 +422,92 @@ def test_generate_at_gives_the_rows_generate_gives(backend):
         generate_at(path, [3, -1], table="lines")
     with pytest.raises(ValueError, match="integers"):
         generate_at(path, [0.5], table="lines")
+
+
+PER_PARENT = {"seed": 4, "tables": {
+    "customers": {"rows": 1000, "columns": {
+        "customer_id": {"type": "sequence", "format": "C{:05d}"},
+        "n_orders": {"type": "integer", "low": 0, "high": 5},
+        "signup": {"type": "date", "start": "2020-01-01", "end": "2020-12-31"}}},
+    "orders": {"columns": {
+        "order_id": {"type": "sequence"},
+        "customer_id": {"type": "foreign_key", "table": "customers", "column": "customer_id",
+                        "per_parent": "n_orders"},
+        "d": "customer_id.signup + 1 day"}},
+    "items": {"columns": {"order": {"type": "foreign_key", "table": "orders",
+                                    "column": "order_id"},
+                          "c": "order.customer_id"}}}}
+
+
+def test_rows_per_parent_come_from_a_parent_column(backend, tmp_path):
+    t = generate_tables(PER_PARENT, rows={"items": 3000}, backend=backend)
+    cust, orders, items = t["customers"], t["orders"], t["items"]
+    assert len(orders) == cust["n_orders"].sum()
+    per = orders["customer_id"].value_counts().reindex(cust["customer_id"], fill_value=0)
+    np.testing.assert_array_equal(per.to_numpy(), cust["n_orders"].to_numpy())
+    assert orders["customer_id"].is_monotonic_increasing          # grouped by parent, in order
+    j = _by_key(cust, "customer_id", orders["customer_id"])
+    pd.testing.assert_series_equal(orders["d"], j["signup"] + pd.Timedelta(days=1),
+                                   check_names=False)
+    # alone, in windows, and a grandchild whose parent's size comes from the counts
+    alone = pd.concat([generate(PER_PARENT, b - a, table="orders", row_offset=a,
+                                backend=backend)
+                       for a, b in [(0, 1), (1, 999), (999, len(orders))]], ignore_index=True)
+    pd.testing.assert_frame_equal(alone.astype(object), orders.astype(object))
+    pd.testing.assert_frame_equal(generate(PER_PARENT, table="items", rows={"items": 3000},
+                                           backend=backend), items)
+    assert load_spec(PER_PARENT).row_counts({"items": 5})["orders"] == len(orders)
+    with pytest.raises(ValueError, match="rows per parent"):
+        generate(PER_PARENT, 10, table="orders", row_offset=len(orders) - 5)
+    with pytest.raises(ValueError, match="disagrees"):
+        generate_tables(PER_PARENT, rows={"orders": 10, "items": 5})
+
+
+def test_cli_counts_rows_per_parent(tmp_path):
+    import pyarrow.parquet as pq
+
+    from synthcore.cli import main as cli_main
+    path = tmp_path / "spec.json"
+    import json
+    path.write_text(json.dumps(PER_PARENT))
+    assert cli_main(["generate", str(path), "--rows", "400", "--out", str(tmp_path / "o"),
+                     "--chunk-rows", "300"]) == 0
+    want = generate_tables(PER_PARENT, rows={"customers": 400, "items": 400})
+    for name in want:
+        got = pq.read_table(tmp_path / "o" / f"{name}.parquet").to_pandas()
+        pd.testing.assert_frame_equal(got.astype(object), want[name].astype(object))
+
+
+@pytest.mark.parametrize("change, column, field, text", [
+    ({"distribution": "zipf"}, "customer_id", "distribution", "takes no distribution"),
+    ({"per_parent": "nope"}, "customer_id", "per_parent", "has no column 'nope'"),
+    ({"per_parent": "signup"}, "customer_id", "per_parent", "is datetime"),
+])
+def test_bad_rows_per_parent(change, column, field, text):
+    spec = json_copy(PER_PARENT)
+    spec["tables"]["orders"]["columns"]["customer_id"].update(change)
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    assert (info.value.table, info.value.column, info.value.field) == ("orders", column, field)
+    assert text in str(info.value)
+
+
+def test_rows_per_parent_must_be_counts_and_set_the_size():
+    spec = json_copy(PER_PARENT)
+    spec["tables"]["orders"]["rows"] = 10
+    with pytest.raises(SpecError, match="remove 'rows'"):
+        load_spec(spec)
+    spec = json_copy(PER_PARENT)
+    spec["tables"]["customers"]["columns"]["n_orders"]["low"] = -1
+    with pytest.raises(SpecError, match="negative"):
+        generate_tables(spec, rows={"items": 3})
+    spec = json_copy(PER_PARENT)
+    spec["tables"]["orders"]["columns"]["again"] = dict(
+        spec["tables"]["orders"]["columns"]["customer_id"])
+    with pytest.raises(SpecError, match="one key per table"):
+        load_spec(spec)
+
+
+def json_copy(x):
+    import json
+    return json.loads(json.dumps(x))

@@ -56,7 +56,7 @@ COLUMN_TYPES = {
     "uuid": ((), ()),
     "date": (("start", "end"), ()),
     "timestamp": (("start", "end"), ("resolution",)),
-    "foreign_key": (("table",), ("column", "distribution", "s")),
+    "foreign_key": (("table",), ("column", "distribution", "s", "per_parent")),
     "parent": (("key", "column"), ()),
     "expression": (("expr",), ()),
 }
@@ -361,6 +361,15 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
             p["s"] = _real(raw.get("s", 1.0), err, "s", positive=True)
         elif "s" in raw:
             raise err("only a zipf foreign key takes 's'", "s")
+        if "per_parent" in raw:   # the parent's column says how many rows each parent has
+            if "distribution" in raw:
+                raise err("a key with per_parent takes no distribution: its rows come "
+                          "grouped by parent", "distribution")
+            if not isinstance(raw["per_parent"], str) or not raw["per_parent"]:
+                raise err(f"must be a column of the parent, got {raw['per_parent']!r}",
+                          "per_parent")
+            p["distribution"] = "per_parent"
+            p["per_parent"] = raw["per_parent"]
     elif kind == "parent":
         for f in ("key", "column"):
             if not isinstance(raw[f], str) or not raw[f]:
@@ -588,6 +597,23 @@ class Spec:
             _generate_columns(self, self.tables[name], _Window(0, 0), philox_key(0), "numpy",
                               {})
 
+    def row_counts(self, rows: Optional[dict] = None, *, seed=None, key=None,
+                   backend: Optional[str] = None) -> dict:
+        """{table: rows} for every table: ``rows[table]``, else the table's ``rows``, and
+        for a table whose key sets its rows per parent, the sum of the parent's counts
+        (which depends on the seed)."""
+        rows = _rows_arg(rows)
+        key = key if key is not None else philox_key(self.seed if seed is None else seed)
+        backend = backend if backend in ("numpy", "cpu", "cuda") else _resolve_backend(backend)
+        counts: dict = {}
+        for name in self.order:
+            n = _table_rows(self, name, {**rows, **counts}, key, backend)
+            if n is None:
+                raise ValueError(f"give the number of rows of table {name!r}: "
+                                 f"rows={{{name!r}: N}} or 'rows' in its spec")
+            counts[name] = n
+        return counts
+
     def _check_keys(self):
         for t in self.tables.values():
             for c in t.columns.values():
@@ -598,6 +624,24 @@ class Spec:
                     raise SpecError(f"missing parent table {c.params['table']!r}; the spec has "
                                     f"{', '.join(map(repr, self.tables))}", t.name, c.name,
                                     "table")
+                if c.params["distribution"] == "per_parent":
+                    grouped = [k for k, o in t.columns.items() if o.type == "foreign_key"
+                               and o.params["distribution"] == "per_parent"]
+                    if parent is t:
+                        raise SpecError("per_parent is for a key to another table", t.name,
+                                        c.name, "per_parent")
+                    if len(grouped) > 1:
+                        raise SpecError("one key per table can set its rows per parent; "
+                                        f"{', '.join(grouped)} both do", t.name, grouped[1],
+                                        "per_parent")
+                    if c.params["per_parent"] not in parent.columns:
+                        raise SpecError(f"parent table {parent.name!r} has no column "
+                                        f"{c.params['per_parent']!r}", t.name, c.name,
+                                        "per_parent")
+                    if t.rows is not None:
+                        raise SpecError(f"the rows of {t.name!r} are the sum of "
+                                        f"{parent.name}.{c.params['per_parent']}; remove "
+                                        "'rows'", t.name, field="rows")
                 if c.params["distribution"] == "earlier" and parent is not t:
                     raise SpecError("'earlier' (a row before this one) is for a key to the "
                                     f"same table, not to {parent.name!r}", t.name, c.name,
@@ -1057,8 +1101,64 @@ def _apply_nulls(col: OutputColumn, null: np.ndarray):
     col.null = null if null.any() else None
 
 
-def _parent_rows(spec: Spec, parent: str, rows: dict) -> int:
+def _grouping_key(t: TableSpec) -> Optional[ColumnSpec]:
+    """The foreign key whose parent column gives this table's rows per parent, or None."""
+    for c in t.columns.values():
+        if c.type == "foreign_key" and c.params["distribution"] == "per_parent":
+            return c
+    return None
+
+
+def _group_ends(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
+                rows: dict) -> np.ndarray:
+    """The cumulative sum of the parent's per_parent column over all parent rows: child
+    rows ends[p-1] .. ends[p]-1 belong to parent row p. Computed from that one column
+    (O(parent rows)), kept on the column for the last (seed, parent rows)."""
+    p = c.params
+    parent = spec.tables[p["table"]]
+    m = _parent_rows(spec, parent.name, rows, key, backend)
+    cache = p.setdefault("_groups", {})
+    tag = (key.k0, key.k1, m)
+    if cache.get("tag") != tag:
+        counts = _generate_columns(spec, parent, _Window(0, m), key, backend, rows,
+                                   wanted=[p["per_parent"]])[p["per_parent"]]
+        _check_counts(table, c, parent, counts)
+        cache.clear()
+        cache.update(tag=tag, ends=np.cumsum(counts.values, dtype=np.int64))
+    return cache["ends"]
+
+
+def _check_counts(table, c, parent, counts: OutputColumn):
+    col = c.params["per_parent"]
+    if counts.kind != "int":
+        raise SpecError(f"per_parent column {parent.name}.{col} is {counts.kind}; it must "
+                        "be a whole number of rows", table.name, c.name, "per_parent")
+    if counts.null is not None or (len(counts.values) and counts.values.min() < 0):
+        raise SpecError(f"per_parent column {parent.name}.{col} has nulls or negative "
+                        "counts; it must be a whole number >= 0 in every row", table.name,
+                        c.name, "per_parent")
+
+
+def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optional[int]:
+    """The rows of table ``name``: the sum of the parent's counts when a key sets them
+    (a given count must agree), else ``rows[name]``, else its ``rows``."""
+    t = spec.tables[name]
+    c = _grouping_key(t)
+    if c is None:
+        return rows.get(name, t.rows)
+    ends = _group_ends(spec, t, c, key, backend, rows)
+    total = int(ends[-1]) if len(ends) else 0
+    if rows.get(name, total) != total:
+        raise ValueError(f"table {name!r} has {total:,} rows, the sum of "
+                         f"{c.params['table']}.{c.params['per_parent']}; rows[{name!r}] = "
+                         f"{rows[name]:,} disagrees")
+    return total
+
+
+def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy") -> int:
     n = rows.get(parent)
+    if n is None and key is not None and _grouping_key(spec.tables[parent]) is not None:
+        n = rows[parent] = _table_rows(spec, parent, rows, key, backend)
     if n is None:
         n = spec.tables[parent].rows
     if n is None:
@@ -1080,7 +1180,21 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
         own = sel.index()
         u = sel.uniform(key, stream, backend)
         return np.minimum(np.floor(u * own).astype(np.int64), np.maximum(own - 1, 0))
-    m = _parent_rows(spec, parent.name, rows) if n else max(rows.get(parent.name) or 1, 1)
+    if p["distribution"] == "per_parent":
+        if not n:   # checked once at load time: the counts are integers
+            counts = _generate_columns(spec, parent, _Window(0, 0), key, backend, rows,
+                                       wanted=[p["per_parent"]])[p["per_parent"]]
+            _check_counts(table, c, parent, counts)
+            return np.zeros(0, dtype=np.int64)
+        ends = _group_ends(spec, table, c, key, backend, rows)
+        own = sel.index()
+        if not len(ends) or own.max() >= ends[-1]:
+            raise ValueError(f"table {table.name!r} has {int(ends[-1]) if len(ends) else 0:,} "
+                             f"rows (the sum of {parent.name}.{p['per_parent']}); row "
+                             f"{int(own.max()):,} was asked for")
+        return np.searchsorted(ends, own, side="right").astype(np.int64)
+    m = _parent_rows(spec, parent.name, rows, key, backend) if n else \
+        max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
         if m > MAX_ZIPF_SUPPORT:
             raise SpecError(f"a zipf foreign key draws from at most {MAX_ZIPF_SUPPORT:,} parent "
@@ -1180,20 +1294,26 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
     spec = load_spec(spec)
     t = _pick_table(spec, table)
     rows = _rows_arg(rows)
+    if isinstance(row_offset, bool) or not isinstance(row_offset, numbers.Integral) or \
+            not 0 <= row_offset < 2**62:
+        raise ValueError(f"row_offset must be an integer in [0, 2**62), got {row_offset!r}")
+    _check_output(output)
+    name = _resolve_backend(backend)
+    key = philox_key(spec.seed if seed is None else seed)
+    total = None
+    if _grouping_key(t) is not None:   # rows per parent: the table's size is known
+        total = rows[t.name] = _table_rows(spec, t.name, rows, key, name)
     if n is None:
         n = rows.get(t.name, t.rows)
         if n is None:
             raise ValueError(f"give the number of rows: n=... (table {t.name!r} has no 'rows')")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
-    if isinstance(row_offset, bool) or not isinstance(row_offset, numbers.Integral) or \
-            not 0 <= row_offset < 2**62:
-        raise ValueError(f"row_offset must be an integer in [0, 2**62), got {row_offset!r}")
-    _check_output(output)
+    if total is not None and row_offset + n > total:
+        raise ValueError(f"table {t.name!r} has {total:,} rows (rows per parent); rows "
+                         f"{row_offset:,}..{row_offset + n - 1:,} were asked for")
     if t.name not in rows and row_offset == 0:
         rows[t.name] = n   # this call makes the whole table (for keys to the table itself)
-    name = _resolve_backend(backend)
-    key = philox_key(spec.seed if seed is None else seed)
     cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
     return build_output([cols[c] for c in t.columns if not t.columns[c].hidden], output)
 
@@ -1240,16 +1360,10 @@ def generate_tables(spec, rows: Optional[dict] = None, *, seed=None,
     for k in rows:
         if k not in spec.tables:
             raise ValueError(f"rows names table {k!r}, which is not in the spec")
-    counts = {}
-    for name in spec.order:
-        n = rows.get(name, spec.tables[name].rows)
-        if n is None:
-            raise ValueError(f"give the number of rows of table {name!r}: rows={{{name!r}: N}} "
-                             "or 'rows' in its spec")
-        counts[name] = n
     key = philox_key(spec.seed if seed is None else seed)
     _check_output(output)
     name_b = _resolve_backend(backend)
+    counts = spec.row_counts(rows, key=key, backend=name_b)
     out = {}
     for name in spec.order:
         t = spec.tables[name]
