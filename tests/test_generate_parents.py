@@ -506,6 +506,8 @@ def test_rows_per_parent_must_be_counts_and_set_the_size():
         spec["tables"]["orders"]["columns"]["customer_id"])
     with pytest.raises(SpecError, match="one key per table"):
         load_spec(spec)
+    with pytest.raises(SpecError, match="at most 50,000,000 parent rows"):
+        generate(PER_PARENT, 5, table="orders", rows={"customers": 10**9})
 
 
 def json_copy(x):

@@ -42,6 +42,7 @@ __all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_
            "generate_tables"]
 
 MAX_ZIPF_SUPPORT = 50_000_000
+MAX_GROUPED_PARENTS = 50_000_000
 
 # type -> (required fields, optional fields); "nulls" and "hidden" are allowed on every column
 COLUMN_TYPES = {
@@ -1117,6 +1118,10 @@ def _group_ends(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
     p = c.params
     parent = spec.tables[p["table"]]
     m = _parent_rows(spec, parent.name, rows, key, backend)
+    if m > MAX_GROUPED_PARENTS:
+        raise SpecError(f"a per_parent key groups at most {MAX_GROUPED_PARENTS:,} parent rows "
+                        f"(their running total is kept); parent table {parent.name!r} has "
+                        f"{m:,}", table.name, c.name, "per_parent")
     cache = p.setdefault("_groups", {})
     tag = (key.k0, key.k1, m)
     if cache.get("tag") != tag:
