@@ -17,7 +17,8 @@ P_MIN = 1e-4   # fixed seeds: a test fails only if the sampler is wrong, or 1 in
 N = 40_000
 
 SPEC_DIR = importlib.resources.files("synthcore") / "data" / "specs"
-EXAMPLES = ["customers.yaml", "bank_transactions.yaml", "inventory_log.yaml"]
+EXAMPLES = ["customers.yaml", "bank_transactions.yaml", "inventory_log.yaml",
+            "shop_orders.yaml"]
 
 
 def one(columns, n=N, seed=5, **kw):

@@ -24,7 +24,8 @@ from ._conditional import ImpossibleConditionError
 from .copula import GaussianCopula, load
 from .rules import RuleError, Rules, RuleSyntaxError, RuleTypeError
 from ._rules_sampling import RuleAcceptanceError
-from .generation import Spec, SpecError, TableSpec, generate, generate_tables, load_spec
+from .generation import (Spec, SpecError, TableSpec, generate, generate_at, generate_tables,
+                         load_spec)
 
 __all__ = [
     "__version__",
@@ -40,6 +41,7 @@ __all__ = [
     "SpecError",
     "TableSpec",
     "generate",
+    "generate_at",
     "generate_tables",
     "load_spec",
     "ImpossibleConditionError",

@@ -90,6 +90,27 @@ class Token:
     pos: int
 
 
+def _quoted(text: str, i: int, quote: str) -> tuple[str, int]:
+    """The quoted text starting at text[i] (a doubled quote escapes it), and the index
+    after the closing quote."""
+    start, n = i, len(text)
+    i += 1
+    parts = []
+    while True:
+        if i >= n:
+            what = "string" if quote == "'" else "quoted column name"
+            raise RuleSyntaxError(f"unterminated {what}: expected a closing {quote}",
+                                  position=start)
+        if text[i] == quote:
+            if i + 1 < n and text[i + 1] == quote:
+                parts.append(quote)
+                i += 2
+                continue
+            return "".join(parts), i + 1
+        parts.append(text[i])
+        i += 1
+
+
 def tokenize(text: str) -> list[Token]:
     tokens = []
     i, n = 0, len(text)
@@ -134,41 +155,35 @@ def tokenize(text: str) -> list[Token]:
                                       position=i)
             tokens.append(Token("num", value, start))
             continue
-        if ch.isalpha() or ch == "_":
-            while i < n and (text[i].isalnum() or text[i] == "_"):
-                i += 1
-            word = text[start:i]
-            if word.lower() in KEYWORDS:
-                tokens.append(Token("kw", word.lower(), start))
-            else:
-                tokens.append(Token("ident", word, start))
+        if ch == "'":
+            value, i = _quoted(text, i, "'")
+            tokens.append(Token("str", value, start))
             continue
-        if ch in "'\"`":
-            # 'string'; "column name" or `column name` ('' / "" / `` escape the quote)
-            quote = ch
-            i += 1
+        if ch.isalpha() or ch == "_" or ch in "\"`":
+            # a name: word or "quoted name" / `quoted name`, and 'a.b' parts joined by dots
+            # (a.b is the column named 'a.b'; generation specs read parent attributes so)
             parts = []
             while True:
-                if i >= n:
-                    what = "string" if quote == "'" else "quoted column name"
-                    raise RuleSyntaxError(f"unterminated {what}: expected a closing {quote}",
-                                          position=start)
-                if text[i] == quote:
-                    if i + 1 < n and text[i + 1] == quote:
-                        parts.append(quote)
-                        i += 2
-                        continue
-                    i += 1
+                if text[i] in "\"`":
+                    part, i = _quoted(text, i, text[i])
+                    if not part:
+                        raise RuleSyntaxError("empty quoted column name", position=start)
+                else:
+                    j = i
+                    while i < n and (text[i].isalnum() or text[i] == "_"):
+                        i += 1
+                    part = text[j:i]
+                parts.append(part)
+                if not (i + 1 < n and text[i] == "." and (text[i + 1].isalpha() or
+                                                          text[i + 1] in "_\"`")):
                     break
-                parts.append(text[i])
+                if len(parts) == 1 and ch not in "\"`" and part.lower() in KEYWORDS:
+                    break
                 i += 1
-            value = "".join(parts)
-            if quote == "'":
-                tokens.append(Token("str", value, start))
+            if len(parts) == 1 and ch not in "\"`" and parts[0].lower() in KEYWORDS:
+                tokens.append(Token("kw", parts[0].lower(), start))
             else:
-                if not value:
-                    raise RuleSyntaxError("empty quoted column name", position=start)
-                tokens.append(Token("ident", value, start))
+                tokens.append(Token("ident", ".".join(parts), start))
             continue
         for sym in SYMBOLS:
             if text.startswith(sym, i):

@@ -167,7 +167,7 @@ def _generate(args) -> int:
     """Tables from a spec (no real data) to Parquet."""
     import os
 
-    from .generation import load_spec
+    from .generation import _grouping_key, load_spec
     if args.chunk_rows < 1:
         raise ValueError("--chunk-rows must be positive")
     spec = load_spec(args.spec)
@@ -175,16 +175,19 @@ def _generate(args) -> int:
     for name in per:
         if name not in spec.tables:
             raise ValueError(f"--rows names table {name!r}, which is not in the spec")
-    rows = {}
-    for name, t in spec.tables.items():
-        n = per.get(name, every if every is not None else t.rows)
-        if n is None:
-            raise ValueError(f"give the number of rows of table {name!r} with --rows")
-        rows[name] = n
     seed = args.seed if args.seed is not None else spec.seed
     if seed is None:
         seed = 0
     backend = args.backend or _backend.resolve(None)
+    given = dict(per)
+    for name, t in spec.tables.items():   # a table with rows per parent has its own count
+        if name not in per and every is not None and _grouping_key(t) is None:
+            given[name] = every
+    missing = [name for name, t in spec.tables.items() if name not in given
+               and t.rows is None and _grouping_key(t) is None]
+    if missing:
+        raise ValueError(f"give the number of rows of table {missing[0]!r} with --rows")
+    rows = spec.row_counts(given, seed=seed, backend=backend)
     names = [args.table] if args.table else list(spec.order)
     if args.table and args.table not in spec.tables:
         raise ValueError(f"table {args.table!r} is not in the spec")

@@ -5,15 +5,19 @@
     tables = synthcore.generate_tables(spec, rows={"customers": 1000, "transactions": 50_000})
 
 A spec names tables; a table has columns, each a distribution (uniform, normal,
-lognormal, integer, boolean, categorical with weights, Zipf), a sequence, a date or
-timestamp range, a foreign key to a parent table, or an expression in the rule
-language (docs/rules.md), with ``when <cond> then <value> ... else <value>`` for
-conditional values. Every random cell comes from the counter-based Philox stream
-keyed by (seed, stream of (table, column), row index), so rows ``a..b`` are the same
-whether generated in one call or in windows (``row_offset``), on any backend.
+lognormal, integer, boolean, categorical with weights, Zipf), a sequence or uuid, a
+date or timestamp range, a foreign key to a parent table (or to the table itself), a
+copy of the parent row's attribute, or an expression in the rule language
+(docs/rules.md), with ``when <cond> then <value> ... else <value>`` for conditional
+values and ``key.column`` for the parent row's attributes. Every random cell comes from
+the counter-based Philox stream keyed by (seed, stream of (table, column), row index),
+so rows ``a..b`` are the same whether generated in one call or in windows
+(``row_offset``), on any backend, and a parent's columns can be regenerated at exactly
+the rows that children's keys point to (``_parent_columns``) without the parent table.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,13 +32,17 @@ import numpy as np
 
 from . import _backend
 from . import random as _random
+from ._reference import philox as _ref_philox
+from ._reference import random as _ref_random
 from ._rules_compile import (INT_NULL, Node, RuleError, _parse_datetime, parse, tokenize)
 from ._seeding import philox_key
 from ._table import OUTPUTS, OutputColumn, build_output
 
-__all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_tables"]
+__all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_at",
+           "generate_tables"]
 
 MAX_ZIPF_SUPPORT = 50_000_000
+MAX_GROUPED_PARENTS = 50_000_000
 
 # type -> (required fields, optional fields); "nulls" and "hidden" are allowed on every column
 COLUMN_TYPES = {
@@ -46,11 +54,14 @@ COLUMN_TYPES = {
     "categorical": (("values",), ("weights",)),
     "zipf": (("s", "n"), ("values",)),
     "sequence": ((), ("start", "step", "format")),
+    "uuid": ((), ()),
     "date": (("start", "end"), ()),
     "timestamp": (("start", "end"), ("resolution",)),
-    "foreign_key": (("table",), ("column", "distribution", "s")),
+    "foreign_key": (("table",), ("column", "distribution", "s", "per_parent")),
+    "parent": (("key", "column"), ()),
     "expression": (("expr",), ()),
 }
+UNIQUE_TYPES = ("sequence", "uuid")   # unique by construction: what a foreign key may refer to
 COMMON_FIELDS = ("type", "nulls", "hidden")
 RESOLUTIONS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
                "h": 3600 * 10**9, "D": 86400 * 10**9}
@@ -210,7 +221,8 @@ class ColumnSpec:
     params: dict
     nulls: float = 0.0
     hidden: bool = False
-    depends: tuple = ()               # columns an expression reads
+    depends: tuple = ()               # columns an expression reads ('fk.col': a parent's)
+    refs: dict = field(default_factory=dict)   # 'key.col' -> (key, col) given explicitly
     rule_text: Optional[str] = None   # expression: 'name := <rewritten expr>'
     segments: list = field(default_factory=list)
     offset: int = 0                   # where the expression starts in rule_text
@@ -321,6 +333,9 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
         p["format"] = _parse_format(raw["format"], err) if "format" in raw else None
         if nulls:
             raise err("a sequence is a key: it cannot have nulls", "nulls")
+    elif kind == "uuid":
+        if nulls:
+            raise err("a uuid is a key: it cannot have nulls", "nulls")
     elif kind in ("date", "timestamp"):
         res = raw.get("resolution", "D" if kind == "date" else "s")
         if res not in RESOLUTIONS:
@@ -339,13 +354,31 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
         p["table"] = raw["table"]
         p["column"] = raw.get("column")
         dist = raw.get("distribution", "uniform")
-        if dist not in ("uniform", "zipf"):
-            raise err(f"unknown distribution {dist!r}; one of uniform, zipf", "distribution")
+        if dist not in ("uniform", "zipf", "earlier"):
+            raise err(f"unknown distribution {dist!r}; one of uniform, zipf, earlier",
+                      "distribution")
         p["distribution"] = dist
         if dist == "zipf":
             p["s"] = _real(raw.get("s", 1.0), err, "s", positive=True)
         elif "s" in raw:
             raise err("only a zipf foreign key takes 's'", "s")
+        if "per_parent" in raw:   # the parent's column says how many rows each parent has
+            if "distribution" in raw:
+                raise err("a key with per_parent takes no distribution: its rows come "
+                          "grouped by parent", "distribution")
+            if not isinstance(raw["per_parent"], str) or not raw["per_parent"]:
+                raise err(f"must be a column of the parent, got {raw['per_parent']!r}",
+                          "per_parent")
+            p["distribution"] = "per_parent"
+            p["per_parent"] = raw["per_parent"]
+    elif kind == "parent":
+        for f in ("key", "column"):
+            if not isinstance(raw[f], str) or not raw[f]:
+                raise err(f"must be a column name, got {raw[f]!r}", f)
+        p["key"], p["column"] = raw["key"], raw["column"]
+        ref = f"{p['key']}.{p['column']}"
+        col.depends = (ref,)
+        col.refs = {ref: (p["key"], p["column"])}
     elif kind == "expression":
         expr = raw["expr"]
         if not isinstance(expr, str):
@@ -415,6 +448,7 @@ class TableSpec:
             if not isinstance(r, str):
                 raise SpecError(f"rules must be strings, got {r!r}", name, field="rules")
         self.rules = rules
+        self.refs: dict = {}   # 'key.col' read by a column -> (foreign key column, parent column)
         self.order = self._dependency_order()
         self._programs: dict = {}
 
@@ -441,22 +475,79 @@ class TableSpec:
     def __repr__(self):
         return f"TableSpec({self.name!r}, columns={list(self.columns)})"
 
+    def parent_ref(self, name: str):
+        """(foreign key column, parent column) for a name that reads a parent row, or None."""
+        return self._resolve_ref(name)[0]
+
+    def _resolve_ref(self, name: str):
+        """((key, parent column) or None, why not): ``<key column>.<parent column>``, or
+        ``<parent table>.<parent column>`` when one foreign key of this table refers to
+        that table."""
+        if name in self.refs:
+            return self.refs[name], None
+        dots = [i for i, ch in enumerate(name) if ch == "."]
+        problem = None
+        for i in dots:
+            prefix, rest = name[:i], name[i + 1:]
+            c = self.columns.get(prefix)
+            if c is not None and c.type == "foreign_key":
+                self.refs[name] = (prefix, rest)
+                return self.refs[name], None
+            if c is not None and problem is None:
+                problem = (f"{name!r}: column {prefix!r} is a {c.type} column, not a foreign "
+                           "key; a parent attribute is read through a foreign key, as "
+                           "<key column>.<parent column>")
+        for i in dots:
+            prefix, rest = name[:i], name[i + 1:]
+            keys = [k for k, c in self.columns.items()
+                    if c.type == "foreign_key" and c.params["table"] == prefix]
+            if len(keys) == 1:
+                self.refs[name] = (keys[0], rest)
+                return self.refs[name], None
+            if len(keys) > 1 and problem is None:
+                problem = (f"{name!r}: several foreign keys refer to table {prefix!r} "
+                           f"({', '.join(keys)}); say which, as {keys[0]}.{rest}")
+        if dots and problem is None:
+            problem = (f"unknown column {name!r}: {name[:dots[0]]!r} is neither a column nor "
+                       "the parent table of a foreign key of this table; a parent attribute "
+                       "is read through a foreign key, as <key column>.<parent column> (or "
+                       "<parent table>.<parent column> when one foreign key refers to that "
+                       "table)")
+        return None, problem
+
     def _dependency_order(self) -> list:
+        deps = {}   # the local columns each column needs first
         for c in self.columns.values():
+            need = []
+            for f, (key, _) in c.refs.items():
+                k = self.columns.get(key)
+                if k is None or k.type != "foreign_key":
+                    what = "no such column" if k is None else f"a {k.type} column"
+                    raise SpecError(f"{key!r} must be a foreign key column of this table "
+                                    f"({what})", self.name, c.name, "key")
+                self.refs[f] = c.refs[f]
+            fld = "expr" if c.type == "expression" else "column"
             for d in c.depends:
-                if d not in self.columns:
-                    raise SpecError(f"unknown column {d!r} in the expression; the table has "
-                                    f"{', '.join(map(repr, self.columns))}", self.name, c.name,
-                                    "expr")
                 if d == c.name:
                     raise SpecError("the expression refers to its own column", self.name,
                                     c.name, "expr")
+                if d in self.columns:
+                    need.append(d)
+                    continue
+                ref, problem = self._resolve_ref(d)
+                if ref is None:
+                    raise SpecError(problem or
+                                    f"unknown column {d!r} in the expression; the table has "
+                                    f"{', '.join(map(repr, self.columns))}", self.name, c.name,
+                                    fld)
+                need.append(ref[0])
+            deps[c.name] = tuple(dict.fromkeys(need))
         order, state = [], {}
 
         for start in self.columns:
             if state.get(start):
                 continue
-            stack = [(start, iter(self.columns[start].depends))]
+            stack = [(start, iter(deps[start]))]
             state[start] = 1
             path = [start]
             while stack:
@@ -474,7 +565,7 @@ class TableSpec:
                 elif not state.get(nxt):
                     state[nxt] = 1
                     path.append(nxt)
-                    stack.append((nxt, iter(self.columns[nxt].depends)))
+                    stack.append((nxt, iter(deps[nxt])))
         return order
 
     def rule_set(self):
@@ -504,7 +595,25 @@ class Spec:
         self._check_keys()
         self.order = self._table_order()
         for name in self.order:   # types of every expression, checked now (0 rows)
-            _generate_columns(self, self.tables[name], 0, philox_key(0), 0, "numpy", {})
+            _generate_columns(self, self.tables[name], _Window(0, 0), philox_key(0), "numpy",
+                              {})
+
+    def row_counts(self, rows: Optional[dict] = None, *, seed=None, key=None,
+                   backend: Optional[str] = None) -> dict:
+        """{table: rows} for every table: ``rows[table]``, else the table's ``rows``, and
+        for a table whose key sets its rows per parent, the sum of the parent's counts
+        (which depends on the seed)."""
+        rows = _rows_arg(rows)
+        key = key if key is not None else philox_key(self.seed if seed is None else seed)
+        backend = backend if backend in ("numpy", "cpu", "cuda") else _resolve_backend(backend)
+        counts: dict = {}
+        for name in self.order:
+            n = _table_rows(self, name, {**rows, **counts}, key, backend)
+            if n is None:
+                raise ValueError(f"give the number of rows of table {name!r}: "
+                                 f"rows={{{name!r}: N}} or 'rows' in its spec")
+            counts[name] = n
+        return counts
 
     def _check_keys(self):
         for t in self.tables.values():
@@ -516,20 +625,105 @@ class Spec:
                     raise SpecError(f"missing parent table {c.params['table']!r}; the spec has "
                                     f"{', '.join(map(repr, self.tables))}", t.name, c.name,
                                     "table")
+                if c.params["distribution"] == "per_parent":
+                    grouped = [k for k, o in t.columns.items() if o.type == "foreign_key"
+                               and o.params["distribution"] == "per_parent"]
+                    if parent is t:
+                        raise SpecError("per_parent is for a key to another table", t.name,
+                                        c.name, "per_parent")
+                    if len(grouped) > 1:
+                        raise SpecError("one key per table can set its rows per parent; "
+                                        f"{', '.join(grouped)} both do", t.name, grouped[1],
+                                        "per_parent")
+                    if c.params["per_parent"] not in parent.columns:
+                        raise SpecError(f"parent table {parent.name!r} has no column "
+                                        f"{c.params['per_parent']!r}", t.name, c.name,
+                                        "per_parent")
+                    if t.rows is not None:
+                        raise SpecError(f"the rows of {t.name!r} are the sum of "
+                                        f"{parent.name}.{c.params['per_parent']}; remove "
+                                        "'rows'", t.name, field="rows")
+                if c.params["distribution"] == "earlier" and parent is not t:
+                    raise SpecError("'earlier' (a row before this one) is for a key to the "
+                                    f"same table, not to {parent.name!r}", t.name, c.name,
+                                    "distribution")
                 key = c.params["column"]
                 if key is not None:
                     pc = parent.columns.get(key)
                     if pc is None:
                         raise SpecError(f"parent table {parent.name!r} has no column {key!r}",
                                         t.name, c.name, "column")
-                    if pc.type != "sequence":
-                        raise SpecError(f"parent column {parent.name}.{key} is a {pc.type}; a "
-                                        "foreign key refers to a sequence column (or, with no "
-                                        "column, to the parent row index)", t.name, c.name,
-                                        "column")
+                    if pc.type not in UNIQUE_TYPES:
+                        raise SpecError(f"parent column {parent.name}.{key} is a {pc.type} "
+                                        "column, which is not unique by construction; a "
+                                        "foreign key refers to a column of type "
+                                        f"{' or '.join(UNIQUE_TYPES)} (or, with no column, to "
+                                        "the parent row index)", t.name, c.name, "column")
+        for t in self.tables.values():
+            for c in t.columns.values():
+                for d in c.depends:
+                    if d not in t.columns:
+                        self._check_ref(t, c, d)
+            self._check_self_reads(t)
+
+    def _check_self_reads(self, t: TableSpec):
+        """Reads through a key to the table itself must not come back to the column that
+        reads (``level: manager_id.level + 1`` would need every ancestor's row)."""
+        if not any(c.type == "foreign_key" and c.params["table"] == t.name
+                   for c in t.columns.values()):
+            return
+
+        def edges(name):
+            if name in t.columns:
+                return t.columns[name].depends
+            key, col = t.parent_ref(name)
+            same = t.columns[key].params["table"] == t.name
+            return (key, col) if same else (key,)
+
+        state: dict = {}
+        for start in t.columns:
+            stack, path = [(start, iter(edges(start)))], [start]
+            if state.get(start):
+                continue
+            state[start] = 1
+            while stack:
+                node, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    path.pop()
+                    state[node] = 2
+                elif state.get(nxt) == 1:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    first = next(x for x in cycle if x in t.columns)
+                    raise SpecError("reading the table's own rows forms a cycle: "
+                                    + " -> ".join(cycle), t.name, first,
+                                    "expr" if t.columns[first].type == "expression"
+                                    else "column")
+                elif not state.get(nxt):
+                    state[nxt] = 1
+                    path.append(nxt)
+                    stack.append((nxt, iter(edges(nxt))))
+
+    def _check_ref(self, table: TableSpec, c: ColumnSpec, name: str):
+        """The parent column that ``name`` reads exists (maybe through the parent's own
+        foreign keys: ``order_id.customer_id.country``)."""
+        fld = "expr" if c.type == "expression" else "column"
+        path, origin = name, table.name
+        while True:
+            key, col = table.parent_ref(name)
+            parent = self.tables[table.columns[key].params["table"]]
+            if col in parent.columns:
+                return
+            if parent.parent_ref(col) is None:
+                raise SpecError(f"{path!r}: parent table {parent.name!r} has no column "
+                                f"{col!r}; it has {', '.join(map(repr, parent.columns))}",
+                                origin, c.name, fld)
+            table, name = parent, col
 
     def _table_order(self) -> list:
-        deps = {n: [c.params["table"] for c in t.columns.values() if c.type == "foreign_key"]
+        deps = {n: [c.params["table"] for c in t.columns.values()   # a key to itself is fine
+                    if c.type == "foreign_key" and c.params["table"] != n]
                 for n, t in self.tables.items()}
         order, state = [], {}
 
@@ -637,10 +831,69 @@ def _integers(key, stream, offset, n, backend, low, high):
     return out.get() if hasattr(out, "get") else out
 
 
-def _zipf_ranks(col_params, key, stream, offset, n, backend):
+class _Window:
+    """Rows ``offset .. offset + n - 1`` of a table: the random kernels run over them."""
+
+    def __init__(self, offset: int, n: int):
+        self.offset, self.n = offset, n
+
+    def index(self) -> np.ndarray:
+        return np.arange(self.offset, self.offset + self.n, dtype=np.int64)
+
+    def uniform(self, key, stream, backend):
+        return _uniform(key, stream, self.offset, self.n, backend)
+
+    def normal(self, key, stream, backend, loc, scale):
+        return _normal(key, stream, self.offset, self.n, backend, loc, scale)
+
+    def integers(self, key, stream, backend, low, high):
+        return _integers(key, stream, self.offset, self.n, backend, low, high)
+
+
+_ROWSET_CHUNK = 1 << 20
+
+
+class _RowSet:
+    """Distinct row indices of a table, in any order (the parent rows children refer to):
+    each value is the one the row has in any window, from the same element of the same
+    Philox stream (the block function on the cpu backend, else NumPy's), transformed
+    by the NumPy reference's functions, which the native kernels match bit for bit."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.n = len(self.rows)
+
+    def index(self) -> np.ndarray:
+        return self.rows
+
+    def _u64(self, key, stream, backend):
+        if backend == "numpy" or not self.n:
+            block = _ref_philox.philox4x32_10
+        else:
+            def block(counters, k0, k1):
+                return _random.philox4x32_10(counters, key, backend="cpu")
+        out = np.empty(self.n, dtype=np.uint64)
+        for start in range(0, self.n, _ROWSET_CHUNK):   # bounded temporaries
+            part = self.rows[start:start + _ROWSET_CHUNK]
+            out[start:start + len(part)] = _ref_random.element_u64((key.k0, key.k1), stream,
+                                                                   part, block)
+        return out
+
+    def uniform(self, key, stream, backend):
+        return _ref_random.uniform_from_u64(self._u64(key, stream, backend), 0.0, 1.0)
+
+    def normal(self, key, stream, backend, loc, scale):
+        return _ref_random.normal_from_u64(self._u64(key, stream, backend), loc, scale)
+
+    def integers(self, key, stream, backend, low, high):
+        return _ref_random.integers_from_u64(self._u64(key, stream, backend), low,
+                                             (high - low + 1) % 2**64)
+
+
+def _zipf_ranks(col_params, key, stream, sel, backend):
     if col_params.get("cdf") is None:
         col_params["cdf"] = _zipf_cdf(col_params["s"], col_params["n"])
-    return _from_cdf(col_params["cdf"], _uniform(key, stream, offset, n, backend))
+    return _from_cdf(col_params["cdf"], sel.uniform(key, stream, backend))
 
 
 def _from_cdf(cdf, u):
@@ -657,6 +910,43 @@ def _sequence_values(p, rows: np.ndarray):
                         categories=text)
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_UUID_ROWS = 2**62
+
+
+def _uuid_values(key, table: str, column: str, sel, backend):
+    """Version-4-style UUID text, unique by construction: the 62 bits after the variant
+    are a keyed bijection of the row index (a 4-round Feistel network on two 31-bit
+    halves), the other 60 free bits come from the column's Philox stream."""
+    rows = sel.index()
+    if len(rows) and int(rows.max()) >= _UUID_ROWS:
+        raise ValueError(f"table {table!r}, column {column!r}: uuid rows must be below 2**62")
+    mask31 = np.uint64(2**31 - 1)
+    round_keys = _ref_random.element_u64((key.k0, key.k1), _stream(table, column, "uuid"),
+                                         np.arange(4))
+    x = rows.astype(np.uint64)
+    left, right = x >> np.uint64(31), x & mask31
+    with np.errstate(over="ignore"):
+        for k in round_keys:
+            h = (right ^ k) * np.uint64(0x9E3779B97F4A7C15)
+            left, right = right, left ^ ((h >> np.uint64(29)) & mask31)
+    low = (np.uint64(2) << np.uint64(62)) | (left << np.uint64(31)) | right
+    free = sel.integers(key, _stream(table, column, "values"), backend, 0, 2**60 - 1)
+    free = free.astype(np.uint64)
+    high = ((free >> np.uint64(12)) << np.uint64(16)) | np.uint64(0x4000) | \
+        (free & np.uint64(0xFFF))
+    text = np.empty((len(rows), 36), dtype=np.uint8)
+    text[:, [8, 13, 18, 23]] = ord("-")
+    at = [i for i in range(36) if i not in (8, 13, 18, 23)]
+    for j in range(32):
+        word = high if j < 16 else low
+        shift = np.uint64(4 * (15 - j % 16))
+        text[:, at[j]] = _HEX[((word >> shift) & np.uint64(15)).astype(np.intp)]
+    values = text.view("S36").reshape(-1).astype(str).astype(object)
+    return OutputColumn("", "categorical", np.arange(len(values), dtype=np.int32), None,
+                        "object", categories=values)
+
+
 def _category_column(values: list, codes: np.ndarray, dtype="category"):
     if all(isinstance(v, str) for v in values):
         cats = np.empty(len(values), dtype=object)
@@ -669,48 +959,95 @@ def _category_column(values: list, codes: np.ndarray, dtype="category"):
                         str(np.dtype(np.int64 if kind == "int" else np.float64)))
 
 
-def _generate_columns(spec: Spec, table: TableSpec, n: int, key, row_offset: int, backend: str,
-                      rows: dict) -> dict:
-    """{name: OutputColumn} of rows ``row_offset .. row_offset + n - 1``."""
+def _needed(table: TableSpec, wanted) -> set:
+    """The columns (and 'key.col' parent reads) that ``wanted`` needs, itself included."""
+    need, stack = set(), list(wanted)
+    while stack:
+        name = stack.pop()
+        if name in need:
+            continue
+        need.add(name)
+        if name in table.columns:
+            stack.extend(table.columns[name].depends)
+        else:
+            stack.append(table.parent_ref(name)[0])
+    return need
+
+
+def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
+                      wanted=None) -> dict:
+    """{name: OutputColumn} at the rows of ``sel`` (a _Window or a _RowSet): every
+    column, or only those in ``wanted`` (columns or 'key.col' parent reads) and what they
+    need, together with the parent reads ('key.col') the columns read."""
+    n = sel.n
+    need = None if wanted is None else _needed(table, wanted)
+    if need is None:
+        refs = {d for c in table.columns.values() for d in c.depends if d not in table.columns}
+    else:
+        refs = {d for d in need if d not in table.columns}
+    reads: dict = {}   # foreign key -> the 'key.col' names read through it
+    for name in sorted(refs):
+        reads.setdefault(table.parent_ref(name)[0], []).append(name)
     out: dict = {}
     for name in table.order:
+        if need is not None and name not in need:
+            continue
         c = table.columns[name]
         p = c.params
         stream = _stream(table.name, name, "values")
+        parent_rows = got = None
         if c.type == "uniform":
-            v = _uniform(key, stream, row_offset, n, backend)
+            v = sel.uniform(key, stream, backend)
             col = OutputColumn(name, "float", p["low"] + (p["high"] - p["low"]) * v, None,
                                "float64")
         elif c.type == "normal":
-            col = OutputColumn(name, "float", _normal(key, stream, row_offset, n, backend,
-                                                      p["mean"], p["std"]), None, "float64")
+            col = OutputColumn(name, "float", sel.normal(key, stream, backend, p["mean"],
+                                                         p["std"]), None, "float64")
         elif c.type == "lognormal":
-            z = _normal(key, stream, row_offset, n, backend, p["mean"], p["sigma"])
+            z = sel.normal(key, stream, backend, p["mean"], p["sigma"])
             col = OutputColumn(name, "float", np.exp(z), None, "float64")
         elif c.type == "integer":
-            col = OutputColumn(name, "int", _integers(key, stream, row_offset, n, backend,
-                                                      p["low"], p["high"]), None, "int64")
+            col = OutputColumn(name, "int", sel.integers(key, stream, backend, p["low"],
+                                                         p["high"]), None, "int64")
         elif c.type == "boolean":
-            col = OutputColumn(name, "bool", _uniform(key, stream, row_offset, n, backend) < p["p"],
-                               None, "bool")
+            col = OutputColumn(name, "bool", sel.uniform(key, stream, backend) < p["p"], None,
+                               "bool")
         elif c.type == "categorical":
-            codes = _from_cdf(p["cdf"], _uniform(key, stream, row_offset, n, backend))
+            codes = _from_cdf(p["cdf"], sel.uniform(key, stream, backend))
             col = _category_column(p["values"], codes)
         elif c.type == "zipf":
-            ranks = _zipf_ranks(p, key, stream, row_offset, n, backend)
+            ranks = _zipf_ranks(p, key, stream, sel, backend)
             if "values" in p:
                 col = _category_column(p["values"], ranks)
             else:
                 col = OutputColumn(name, "int", ranks.astype(np.int64) + 1, None, "int64")
         elif c.type == "sequence":
-            col = _sequence_values(p, np.arange(row_offset, row_offset + n, dtype=np.int64))
+            col = _sequence_values(p, sel.index())
+        elif c.type == "uuid":
+            col = _uuid_values(key, table.name, name, sel, backend)
         elif c.type in ("date", "timestamp"):
             unit = p["unit"]
             lo, hi = -(-p["start"] // unit), p["end"] // unit
-            ticks = _integers(key, stream, row_offset, n, backend, lo, hi)
+            ticks = sel.integers(key, stream, backend, lo, hi)
             col = OutputColumn(name, "datetime", ticks * np.int64(unit), None, "datetime64[ns]")
         elif c.type == "foreign_key":
-            col = _foreign_key(spec, table, c, key, stream, row_offset, n, backend, rows)
+            parent_rows = _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows)
+            wanted = [table.refs[r][1] for r in reads.get(name, ())]
+            if p["column"] is not None:
+                wanted.append(p["column"])
+            if wanted:   # the key and what the columns read of the parent rows, in one go
+                got = _parent_columns(spec, spec.tables[p["table"]], parent_rows, wanted, key,
+                                      backend, rows)
+            if p["column"] is None:
+                col = OutputColumn(name, "int", parent_rows, None, "int64")
+            else:
+                col = dataclasses.replace(got[p["column"]])
+            if p["distribution"] == "earlier":   # the first row has no earlier row
+                root = sel.index() == 0
+                if root.any():
+                    _apply_nulls(col, root)
+        elif c.type == "parent":
+            col = dataclasses.replace(out[c.depends[0]])
         elif c.type == "expression":
             col = _expression(table, c, out, n, backend)
         else:  # pragma: no cover - COLUMN_TYPES is checked at parse time
@@ -719,10 +1056,38 @@ def _generate_columns(spec: Spec, table: TableSpec, n: int, key, row_offset: int
         if "decimals" in p:
             col.values = np.round(col.values, p["decimals"])
         if c.nulls:
-            _apply_nulls(col, _uniform(key, _stream(table.name, name, "nulls"), row_offset, n,
-                                       backend) < c.nulls)
+            _apply_nulls(col, sel.uniform(key, _stream(table.name, name, "nulls"), backend)
+                         < c.nulls)
         out[name] = col
+        if parent_rows is not None:   # the parent reads; a null key reads nulls
+            for r in reads.get(name, ()):
+                v = dataclasses.replace(got[table.refs[r][1]], name=r)
+                if col.null is not None:
+                    _apply_nulls(v, col.null)
+                out[r] = v
     return out
+
+
+def _take(col: OutputColumn, positions: np.ndarray) -> OutputColumn:
+    return dataclasses.replace(col, values=col.values[positions],
+                               null=None if col.null is None else col.null[positions])
+
+
+def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, names: list,
+                    key, backend: str, rows: dict) -> dict:
+    """Columns ``names`` of ``parent`` at rows ``parent_rows`` (any order, repeats): the
+    values the parent table has there, regenerated from (seed, table, row) with only the
+    columns they need. A dense set of rows is generated as one window and gathered,
+    a sparse one row by row."""
+    used, inverse = np.unique(parent_rows, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if len(used) and used[-1] - used[0] < 3 * len(used) + 4096:
+        sel = _Window(int(used[0]), int(used[-1] - used[0]) + 1)
+        positions = (used - used[0])[inverse]
+    else:
+        sel, positions = _RowSet(used), inverse
+    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names)
+    return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
 
 def _apply_nulls(col: OutputColumn, null: np.ndarray):
@@ -737,8 +1102,68 @@ def _apply_nulls(col: OutputColumn, null: np.ndarray):
     col.null = null if null.any() else None
 
 
-def _parent_rows(spec: Spec, parent: str, rows: dict) -> int:
+def _grouping_key(t: TableSpec) -> Optional[ColumnSpec]:
+    """The foreign key whose parent column gives this table's rows per parent, or None."""
+    for c in t.columns.values():
+        if c.type == "foreign_key" and c.params["distribution"] == "per_parent":
+            return c
+    return None
+
+
+def _group_ends(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
+                rows: dict) -> np.ndarray:
+    """The cumulative sum of the parent's per_parent column over all parent rows: child
+    rows ends[p-1] .. ends[p]-1 belong to parent row p. Computed from that one column
+    (O(parent rows)), kept on the column for the last (seed, parent rows)."""
+    p = c.params
+    parent = spec.tables[p["table"]]
+    m = _parent_rows(spec, parent.name, rows, key, backend)
+    if m > MAX_GROUPED_PARENTS:
+        raise SpecError(f"a per_parent key groups at most {MAX_GROUPED_PARENTS:,} parent rows "
+                        f"(their running total is kept); parent table {parent.name!r} has "
+                        f"{m:,}", table.name, c.name, "per_parent")
+    cache = p.setdefault("_groups", {})
+    tag = (key.k0, key.k1, m)
+    if cache.get("tag") != tag:
+        counts = _generate_columns(spec, parent, _Window(0, m), key, backend, rows,
+                                   wanted=[p["per_parent"]])[p["per_parent"]]
+        _check_counts(table, c, parent, counts)
+        cache.clear()
+        cache.update(tag=tag, ends=np.cumsum(counts.values, dtype=np.int64))
+    return cache["ends"]
+
+
+def _check_counts(table, c, parent, counts: OutputColumn):
+    col = c.params["per_parent"]
+    if counts.kind != "int":
+        raise SpecError(f"per_parent column {parent.name}.{col} is {counts.kind}; it must "
+                        "be a whole number of rows", table.name, c.name, "per_parent")
+    if counts.null is not None or (len(counts.values) and counts.values.min() < 0):
+        raise SpecError(f"per_parent column {parent.name}.{col} has nulls or negative "
+                        "counts; it must be a whole number >= 0 in every row", table.name,
+                        c.name, "per_parent")
+
+
+def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optional[int]:
+    """The rows of table ``name``: the sum of the parent's counts when a key sets them
+    (a given count must agree), else ``rows[name]``, else its ``rows``."""
+    t = spec.tables[name]
+    c = _grouping_key(t)
+    if c is None:
+        return rows.get(name, t.rows)
+    ends = _group_ends(spec, t, c, key, backend, rows)
+    total = int(ends[-1]) if len(ends) else 0
+    if rows.get(name, total) != total:
+        raise ValueError(f"table {name!r} has {total:,} rows, the sum of "
+                         f"{c.params['table']}.{c.params['per_parent']}; rows[{name!r}] = "
+                         f"{rows[name]:,} disagrees")
+    return total
+
+
+def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy") -> int:
     n = rows.get(parent)
+    if n is None and key is not None and _grouping_key(spec.tables[parent]) is not None:
+        n = rows[parent] = _table_rows(spec, parent, rows, key, backend)
     if n is None:
         n = spec.tables[parent].rows
     if n is None:
@@ -749,28 +1174,45 @@ def _parent_rows(spec: Spec, parent: str, rows: dict) -> int:
     return n
 
 
-def _foreign_key(spec, table, c, key, stream, row_offset, n, backend, rows):
+def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.ndarray:
+    """The parent row index each row refers to: uniform or Zipf over [0, rows of parent),
+    or ('earlier') uniform over the rows of the same table before this one (row 0: 0,
+    and the key is null there)."""
     p = c.params
     parent = spec.tables[p["table"]]
-    m = _parent_rows(spec, parent.name, rows) if n else max(rows.get(parent.name) or 1, 1)
+    n = sel.n
+    if p["distribution"] == "earlier":
+        own = sel.index()
+        u = sel.uniform(key, stream, backend)
+        return np.minimum(np.floor(u * own).astype(np.int64), np.maximum(own - 1, 0))
+    if p["distribution"] == "per_parent":
+        if not n:   # checked once at load time: the counts are integers
+            counts = _generate_columns(spec, parent, _Window(0, 0), key, backend, rows,
+                                       wanted=[p["per_parent"]])[p["per_parent"]]
+            _check_counts(table, c, parent, counts)
+            return np.zeros(0, dtype=np.int64)
+        ends = _group_ends(spec, table, c, key, backend, rows)
+        own = sel.index()
+        if not len(ends) or own.max() >= ends[-1]:
+            raise ValueError(f"table {table.name!r} has {int(ends[-1]) if len(ends) else 0:,} "
+                             f"rows (the sum of {parent.name}.{p['per_parent']}); row "
+                             f"{int(own.max()):,} was asked for")
+        return np.searchsorted(ends, own, side="right").astype(np.int64)
+    m = _parent_rows(spec, parent.name, rows, key, backend) if n else \
+        max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
+        if m > MAX_ZIPF_SUPPORT:
+            raise SpecError(f"a zipf foreign key draws from at most {MAX_ZIPF_SUPPORT:,} parent "
+                            f"rows (its table is built once); parent table {parent.name!r} has "
+                            f"{m:,}", table.name, c.name, "distribution")
         zp = p.setdefault("_zipf", {})
         if zp.get("n") != m:
             zp.clear()
             zp.update(s=p["s"], n=m, cdf=None)
-        idx = _zipf_ranks(zp, key, stream, row_offset, n, backend)
+        idx = _zipf_ranks(zp, key, stream, sel, backend)
     else:
-        idx = _integers(key, stream, row_offset, n, backend, 0, m - 1)
-    if p["column"] is None:
-        return OutputColumn(c.name, "int", idx.astype(np.int64), None, "int64")
-    target = parent.columns[p["column"]].params
-    if target["format"] is None:
-        return _sequence_values(target, idx)
-    # formatted keys: a dictionary of the parents referred to, codes into it
-    used, codes = np.unique(idx, return_inverse=True)
-    keys = _sequence_values(target, used)
-    return OutputColumn(c.name, "categorical", codes.astype(np.int32).reshape(-1), None,
-                        "object", categories=keys.categories)
+        idx = sel.integers(key, stream, backend, 0, m - 1)
+    return idx.astype(np.int64)
 
 
 def _expression(table: TableSpec, c: ColumnSpec, done: dict, n: int, backend: str):
@@ -848,26 +1290,70 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
 
     ``spec``: a ``Spec``, ``TableSpec``, dict, path or YAML/JSON text. ``n`` defaults to
     the table's ``rows``. ``rows`` gives the row counts of parent tables (foreign keys
-    draw parent row indices in ``[0, rows[parent])``). ``seed`` defaults to the spec's.
-    The same spec and seed give the same rows whatever the windows, on every backend.
+    draw parent row indices in ``[0, rows[parent])``; a key to the table itself uses
+    ``rows[table]``, else ``n`` when ``row_offset`` is 0, else the table's ``rows``).
+    Parent attributes that columns read are regenerated at the rows the keys point to,
+    so no parent table is needed. ``seed`` defaults to the spec's. The same spec and
+    seed give the same rows whatever the windows, on every backend.
     """
     spec = load_spec(spec)
     t = _pick_table(spec, table)
     rows = _rows_arg(rows)
-    if n is None:
-        n = rows.get(t.name, t.rows)
-        if n is None:
-            raise ValueError(f"give the number of rows: n=... (table {t.name!r} has no 'rows')")
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"n must be an integer >= 0, got {n!r}")
     if isinstance(row_offset, bool) or not isinstance(row_offset, numbers.Integral) or \
             not 0 <= row_offset < 2**62:
         raise ValueError(f"row_offset must be an integer in [0, 2**62), got {row_offset!r}")
     _check_output(output)
     name = _resolve_backend(backend)
     key = philox_key(spec.seed if seed is None else seed)
-    cols = _generate_columns(spec, t, int(n), key, int(row_offset), name, rows)
+    total = None
+    if _grouping_key(t) is not None:   # rows per parent: the table's size is known
+        total = rows[t.name] = _table_rows(spec, t.name, rows, key, name)
+    if n is None:
+        n = rows.get(t.name, t.rows)
+        if n is None:
+            raise ValueError(f"give the number of rows: n=... (table {t.name!r} has no 'rows')")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    if total is not None and row_offset + n > total:
+        raise ValueError(f"table {t.name!r} has {total:,} rows (rows per parent); rows "
+                         f"{row_offset:,}..{row_offset + n - 1:,} were asked for")
+    if t.name not in rows and row_offset == 0:
+        rows[t.name] = n   # this call makes the whole table (for keys to the table itself)
+    cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
     return build_output([cols[c] for c in t.columns if not t.columns[c].hidden], output)
+
+
+def generate_at(spec, row_indices, *, table: Optional[str] = None, columns=None, seed=None,
+                rows: Optional[dict] = None, backend: Optional[str] = None,
+                output: str = "pandas"):
+    """The rows of one table at ``row_indices`` (any order, repeats allowed): exactly the
+    rows ``generate`` gives at those positions, computed without the rows in between,
+    with only ``columns`` (default: the visible ones; hidden ones may be named) and what
+    they need. ``rows`` gives the row counts of parent tables, as for ``generate``."""
+    spec = load_spec(spec)
+    t = _pick_table(spec, table)
+    rows = _rows_arg(rows)
+    idx = np.asarray(row_indices)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise ValueError("row_indices must be a 1-d array of integers, got "
+                         f"{idx.dtype} with shape {idx.shape}")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= 2**62):
+        bad = idx[(idx < 0) | (idx >= 2**62)][0]
+        raise ValueError(f"row_indices must be in [0, 2**62), got {bad}")
+    if columns is None:
+        columns = [c for c in t.columns if not t.columns[c].hidden]
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    for c in columns:
+        if c not in t.columns:
+            raise ValueError(f"table {t.name!r} has no column {c!r}; it has "
+                             f"{', '.join(map(repr, t.columns))}")
+    _check_output(output)
+    name = _resolve_backend(backend)
+    key = philox_key(spec.seed if seed is None else seed)
+    got = _parent_columns(spec, t, idx, columns, key, name, rows)
+    return build_output([dataclasses.replace(got[c], name=c) for c in dict.fromkeys(columns)],
+                        output)
 
 
 def generate_tables(spec, rows: Optional[dict] = None, *, seed=None,
@@ -879,20 +1365,14 @@ def generate_tables(spec, rows: Optional[dict] = None, *, seed=None,
     for k in rows:
         if k not in spec.tables:
             raise ValueError(f"rows names table {k!r}, which is not in the spec")
-    counts = {}
-    for name in spec.order:
-        n = rows.get(name, spec.tables[name].rows)
-        if n is None:
-            raise ValueError(f"give the number of rows of table {name!r}: rows={{{name!r}: N}} "
-                             "or 'rows' in its spec")
-        counts[name] = n
     key = philox_key(spec.seed if seed is None else seed)
     _check_output(output)
     name_b = _resolve_backend(backend)
+    counts = spec.row_counts(rows, key=key, backend=name_b)
     out = {}
     for name in spec.order:
         t = spec.tables[name]
-        cols = _generate_columns(spec, t, counts[name], key, 0, name_b, counts)
+        cols = _generate_columns(spec, t, _Window(0, counts[name]), key, name_b, counts)
         out[name] = build_output([cols[c] for c in t.columns if not t.columns[c].hidden],
                                  output)
     return out
