@@ -200,8 +200,14 @@ def _to_pandas_series(c: OutputColumn, pd):
     null = c.null
     if c.kind == "categorical":
         codes = c.values  # -1 already marks nulls
-        cat = pd.Categorical.from_codes(codes, categories=pd.Index(c.categories))
-        return cat if c.dtype == "category" else pd.Series(cat).astype(object).to_numpy()
+        if c.dtype == "category":
+            return _categorical_from_codes(codes, pd.CategoricalDtype(pd.Index(c.categories)), pd)
+        # object output: each row's level object; -1 (null) picks the NaN appended last.
+        # intp indices: NumPy's object take is about twice as slow with int32 ones.
+        levels = np.empty(len(c.categories) + 1, dtype=object)
+        levels[:-1] = c.categories
+        levels[-1] = np.nan
+        return levels.take(codes.astype(np.intp, copy=False))
     if c.kind == "float":
         return c.values  # NaN marks nulls
     if c.kind == "int":
@@ -222,6 +228,25 @@ def _to_pandas_series(c: OutputColumn, pd):
             s = s.dt.tz_localize("UTC").dt.tz_convert(c.tz)
         return s.array
     raise ValueError(f"unknown column kind {c.kind!r}")
+
+
+def _categorical_from_codes(codes, dtype, pd):
+    """A pandas Categorical on our codes (-1 .. k - 1 by construction), without pandas
+    checking their range again where it can skip that (pandas >= 2.1)."""
+    if _FROM_CODES_VALIDATES is None:
+        _check_from_codes(pd)
+    if _FROM_CODES_VALIDATES:
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+_FROM_CODES_VALIDATES = None
+
+
+def _check_from_codes(pd):
+    global _FROM_CODES_VALIDATES
+    import inspect
+    _FROM_CODES_VALIDATES = "validate" in inspect.signature(pd.Categorical.from_codes).parameters
 
 
 def _to_arrow(columns):

@@ -463,6 +463,9 @@ class GaussianCopula:
                 knots[j] = m.thresholds
                 if m.kind in ("categorical",):
                     out_kind[j] = _ref.OUT_CODE_I32
+                elif m.kind == "bool" and np.array_equal(m.levels.astype(np.int64), [0, 1]):
+                    # levels (False, True): the code is the value, one byte viewed as bool
+                    out_kind[j] = _ref.OUT_CODE_U8
                 elif m.kind == "bool":
                     out_kind[j] = _ref.OUT_LEVEL_I64
                     level_i64[j] = m.levels.astype(np.int64)
@@ -622,13 +625,15 @@ class GaussianCopula:
 
     def _device_columns(self, buffers):
         """{column: CuPy array} on the GPU: values with NaN / INT64_MIN / -1 (categorical
-        codes into ``self.categories(column)``) marking nulls, and "<column>.is_null" masks."""
+        codes into ``self.categories(column)``) marking nulls (booleans as bool, their
+        nulls only in the mask), and "<column>.is_null" masks."""
         out = {}
         for m in self.columns:
             if m.null_dim is not None:
                 out[f"{m.name}.is_null"] = buffers[m.null_dim].view("bool")
             if m.value_dim is not None:
-                out[m.name] = buffers[m.value_dim]
+                values = buffers[m.value_dim]
+                out[m.name] = values.view("bool") if values.dtype == "uint8" else values
         return out
 
     def categories(self, column: str):
@@ -667,7 +672,8 @@ class GaussianCopula:
             if m.value_dim is not None:
                 values = buffers[m.value_dim]
                 if m.kind == "bool":
-                    values = values.astype(bool)
+                    values = values.view(np.bool_) if values.dtype == np.uint8 else \
+                        values.astype(bool)
                 categories = m.levels if m.kind == "categorical" else None
                 k_null = null_level(m)
                 if k_null is not None:
