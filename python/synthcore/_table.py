@@ -202,12 +202,7 @@ def _to_pandas_series(c: OutputColumn, pd):
         codes = c.values  # -1 already marks nulls
         if c.dtype == "category":
             return _categorical_from_codes(codes, pd.CategoricalDtype(pd.Index(c.categories)), pd)
-        # object output: each row's level object; -1 (null) picks the NaN appended last.
-        # intp indices: NumPy's object take is about twice as slow with int32 ones.
-        levels = np.empty(len(c.categories) + 1, dtype=object)
-        levels[:-1] = c.categories
-        levels[-1] = np.nan
-        return levels.take(codes.astype(np.intp, copy=False))
+        return _take_levels(c.categories, codes)
     if c.kind == "float":
         return c.values  # NaN marks nulls
     if c.kind == "int":
@@ -228,6 +223,20 @@ def _to_pandas_series(c: OutputColumn, pd):
             s = s.dt.tz_localize("UTC").dt.tz_convert(c.tz)
         return s.array
     raise ValueError(f"unknown column kind {c.kind!r}")
+
+
+def _take_levels(categories, codes):
+    """Object array of each row's level; code -1 (null) gives NaN."""
+    levels = np.empty(len(categories), dtype=object)
+    levels[:] = categories
+    from ._backend import core_module
+    core = core_module()
+    if core is not None and codes.dtype in (np.int8, np.int32):
+        out = np.empty(codes.size, dtype=object)
+        core.take_levels(levels, np.ascontiguousarray(codes), np.nan, out)
+        return out
+    with_null = np.append(levels, np.nan)  # -1 picks the last
+    return with_null.take(codes.astype(np.intp, copy=False))
 
 
 def _categorical_from_codes(codes, dtype, pd):

@@ -461,8 +461,9 @@ class GaussianCopula:
             else:
                 dim_kind[j] = _ref.DIM_THRESHOLDS
                 knots[j] = m.thresholds
-                if m.kind in ("categorical",):
-                    out_kind[j] = _ref.OUT_CODE_I32
+                if m.kind == "categorical":
+                    # pandas keeps codes of up to 127 levels as int8: written so, not converted
+                    out_kind[j] = _ref.OUT_CODE_I8 if m.levels.size <= 127 else _ref.OUT_CODE_I32
                 elif m.kind == "bool" and np.array_equal(m.levels.astype(np.int64), [0, 1]):
                     # levels (False, True): the code is the value, one byte viewed as bool
                     out_kind[j] = _ref.OUT_CODE_U8
@@ -479,7 +480,8 @@ class GaussianCopula:
                             _ref.OUT_I64_ROUND: np.int64, _ref.OUT_I32_ROUND: np.int32,
                             _ref.OUT_CODE_I32: np.int32, _ref.OUT_CODE_U8: np.uint8,
                             _ref.OUT_LEVEL_I64: np.int64,
-                            _ref.OUT_LEVEL_F64: np.float64}[int(out_kind[j])]
+                            _ref.OUT_LEVEL_F64: np.float64,
+                            _ref.OUT_CODE_I8: np.int8}[int(out_kind[j])]
 
         def concat(parts, dtype):
             sizes = [0 if p is None else p.size for p in parts]
