@@ -462,8 +462,8 @@ class GaussianCopula:
                 dim_kind[j] = _ref.DIM_THRESHOLDS
                 knots[j] = m.thresholds
                 if m.kind == "categorical":
-                    # pandas keeps codes of up to 127 levels as int8: written so, not converted
-                    out_kind[j] = _ref.OUT_CODE_I8 if m.levels.size <= 127 else _ref.OUT_CODE_I32
+                    # pandas keeps codes of fewer than 127 levels as int8: written so, not cast
+                    out_kind[j] = _ref.OUT_CODE_I8 if m.levels.size < 127 else _ref.OUT_CODE_I32
                 elif m.kind == "bool" and np.array_equal(m.levels.astype(np.int64), [0, 1]):
                     # levels (False, True): the code is the value, one byte viewed as bool
                     out_kind[j] = _ref.OUT_CODE_U8
