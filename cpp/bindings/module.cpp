@@ -13,6 +13,7 @@ void register_secure_random(py::module_& m);
 void register_dp_noise(py::module_& m);
 void register_rules(py::module_& m);
 void register_gan(py::module_& m);
+void register_buffers(py::module_& m);
 }
 
 namespace {
@@ -48,4 +49,5 @@ PYBIND11_MODULE(_core, m) {
   synthcore::bindings::register_dp_noise(m);
   synthcore::bindings::register_rules(m);
   synthcore::bindings::register_gan(m);
+  synthcore::bindings::register_buffers(m);
 }

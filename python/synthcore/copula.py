@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _buffers
 from ._conditional import null_level
 from ._modelfile import read_model, write_model
 from ._reference import copula as _ref
@@ -572,7 +572,7 @@ class GaussianCopula:
                 raise ValueError("conditional sampling runs on the cpu and numpy backends; "
                                  "pass backend='cpu'")
             return self._sample_cuda(plan, int(n), key, int(stream), int(row_offset), output)
-        buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
+        buffers = [_buffers.empty(int(n), dt) for dt in plan.out_dtype]
         if conditions is not None and plan.d:
             # chunk by rows: the latent matrix never exceeds d x CONDITION_CHUNK
             for r0 in range(0, int(n), CONDITION_CHUNK):
