@@ -8,11 +8,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <list>
 #include <new>
 #include <stdexcept>
+#include <unordered_map>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -23,7 +24,7 @@ namespace py = pybind11;
 namespace synthcore::bindings {
 namespace {
 
-constexpr size_t kHeader = 64;             // holds the block's size; keeps data 64-byte aligned
+constexpr size_t kAlign = 64;
 constexpr size_t kHugePage = size_t{2} << 20;
 
 struct FreeBlock {
@@ -33,6 +34,7 @@ struct FreeBlock {
 
 struct Pool {
   std::list<FreeBlock> free;  // oldest first
+  std::unordered_map<void*, size_t> in_use;  // block -> its size
   size_t free_bytes = 0;
   size_t max_free_bytes = size_t{256} << 20;
 };
@@ -53,7 +55,7 @@ void drop_oldest_until(Pool& p, size_t limit) {
 
 void* new_block(size_t bytes) {
   void* block = nullptr;
-  const size_t align = bytes >= kHugePage ? kHugePage : kHeader;
+  const size_t align = bytes >= kHugePage ? kHugePage : kAlign;
   if (posix_memalign(&block, align, bytes) != 0) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (align == kHugePage) madvise(block, bytes, MADV_HUGEPAGE);  // as NumPy does; a hint
@@ -74,11 +76,12 @@ void* take_block(size_t bytes) {
   return new_block(bytes);
 }
 
-void give_back(void* data) {
-  void* block = static_cast<char*>(data) - kHeader;
-  size_t bytes;
-  std::memcpy(&bytes, block, sizeof bytes);
+void give_back(void* block) {
   Pool& p = pool();
+  const auto it = p.in_use.find(block);
+  if (it == p.in_use.end()) return;  // cannot happen: every block was registered
+  const size_t bytes = it->second;
+  p.in_use.erase(it);
   if (bytes > p.max_free_bytes) {
     std::free(block);
     return;
@@ -90,7 +93,7 @@ void give_back(void* data) {
 
 size_t round_bytes(size_t bytes) {
   const size_t quantum = bytes >= kHugePage ? kHugePage : size_t{1} << 16;
-  return (bytes + kHeader + quantum - 1) / quantum * quantum;
+  return std::max(quantum, (bytes + quantum - 1) / quantum * quantum);
 }
 
 py::array pooled_empty(py::ssize_t n, py::dtype dtype) {
@@ -99,10 +102,14 @@ py::array pooled_empty(py::ssize_t n, py::dtype dtype) {
     throw std::invalid_argument("object arrays cannot come from the buffer pool");
   const size_t bytes = round_bytes(static_cast<size_t>(n) * static_cast<size_t>(dtype.itemsize()));
   void* block = take_block(bytes);
-  std::memcpy(block, &bytes, sizeof bytes);
-  void* data = static_cast<char*>(block) + kHeader;
-  py::capsule owner(data, [](void* d) { give_back(d); });
-  return py::array(dtype, {n}, {static_cast<py::ssize_t>(dtype.itemsize())}, data, owner);
+  try {
+    pool().in_use.emplace(block, bytes);
+  } catch (...) {
+    std::free(block);
+    throw;
+  }
+  py::capsule owner(block, [](void* b) { give_back(b); });
+  return py::array(dtype, {n}, {static_cast<py::ssize_t>(dtype.itemsize())}, block, owner);
 }
 
 }  // namespace
