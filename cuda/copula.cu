@@ -117,6 +117,9 @@ __device__ void write_row(const Plan& p, const double* z, void* const* outputs, 
         static_cast<uint8_t*>(outputs[j])[r] = null ? 0 : static_cast<uint8_t>(code);
         is_null[j] = !null && code != 0;
         break;
+      case kOutCodeI8:
+        static_cast<int8_t*>(outputs[j])[r] = null ? int8_t{-1} : static_cast<int8_t>(code);
+        break;
       case kOutLevelI64:
         static_cast<int64_t*>(outputs[j])[r] = null ? INT64_MIN : p.levels_i64[la + code];
         break;

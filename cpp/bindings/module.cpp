@@ -14,6 +14,7 @@ void register_dp_noise(py::module_& m);
 void register_rules(py::module_& m);
 void register_gan(py::module_& m);
 void register_compact(py::module_& m);
+void register_buffers(py::module_& m);
 }
 
 namespace {
@@ -50,4 +51,5 @@ PYBIND11_MODULE(_core, m) {
   synthcore::bindings::register_rules(m);
   synthcore::bindings::register_gan(m);
   synthcore::bindings::register_compact(m);
+  synthcore::bindings::register_buffers(m);
 }

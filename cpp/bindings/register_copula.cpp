@@ -22,7 +22,7 @@ size_t out_itemsize(int8_t kind) {
   switch (kind) {
     case kOutF64: case kOutI64Round: case kOutLevelI64: case kOutLevelF64: return 8;
     case kOutF32: case kOutI32Round: case kOutCodeI32: return 4;
-    case kOutCodeU8: return 1;
+    case kOutCodeU8: case kOutCodeI8: return 1;
   }
   throw std::invalid_argument("unknown output kind " + std::to_string(kind));
 }
@@ -112,9 +112,60 @@ void map(SC_PLAN_PARAMS, Array<double> z, int num_threads) {
   copula_map(p.plan, zp, static_cast<size_t>(p.n), p.outputs.data(), num_threads);
 }
 
+// out[i] = levels[codes[i]] in an object array, code -1 picking `null`: pointers
+// written in one pass, then each level's reference count raised by its number of
+// uses; NumPy's take raises a count per row and casts narrow codes on the way.
+bool is_object_vector(const py::array& a) {
+  return a.ndim() == 1 && a.dtype().kind() == 'O' && (a.flags() & py::array::c_style);
+}
+
+template <class Code>
+void take_levels(py::array levels, Array<Code> codes, py::object null, py::array out) {
+  if (!is_object_vector(levels) || !is_object_vector(out) || !out.writeable())
+    throw std::invalid_argument("levels and out must be 1-d contiguous object arrays");
+  const py::ssize_t k = levels.shape(0), n = codes.size();
+  if (out.shape(0) != n) throw std::invalid_argument("out must have one element per code");
+  PyObject* const* level = static_cast<PyObject* const*>(levels.data());
+  const Code* c = codes.data();
+  for (py::ssize_t i = 0; i < n; ++i)
+    if (c[i] < -1 || c[i] >= k)
+      throw std::invalid_argument("code " + std::to_string(c[i]) + " at row " +
+                                  std::to_string(i) + " is outside -1 .. " +
+                                  std::to_string(k - 1));
+  std::vector<PyObject*> table(static_cast<size_t>(k) + 1);
+  table[0] = null.ptr();
+  for (py::ssize_t j = 0; j < k; ++j) table[static_cast<size_t>(j) + 1] = level[j];
+  for (PyObject* o : table)
+    if (o == nullptr) throw std::invalid_argument("levels must not hold NULL");
+  PyObject** o = static_cast<PyObject**>(out.mutable_data());
+  std::vector<py::ssize_t> uses(static_cast<size_t>(k) + 1, 0);
+  // np.empty fills object arrays with None (or NULL): those references are dropped
+  // in one count too; anything else one by one
+  py::ssize_t nones = 0;
+  std::vector<PyObject*> replaced;
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const size_t at = static_cast<size_t>(static_cast<py::ssize_t>(c[i]) + 1);
+    PyObject* old = o[i];
+    if (old == Py_None)
+      ++nones;
+    else if (old != nullptr)
+      replaced.push_back(old);
+    o[i] = table[at];
+    ++uses[at];
+  }
+  for (size_t j = 0; j < table.size(); ++j)
+    for (py::ssize_t u = 0; u < uses[j]; ++u) Py_INCREF(table[j]);
+  for (py::ssize_t u = 0; u < nones; ++u) Py_DECREF(Py_None);
+  for (PyObject* r : replaced) Py_DECREF(r);
+}
+
 }  // namespace
 
 void register_copula(py::module_& m) {
+  m.def("take_levels", &take_levels<int8_t>, py::arg("levels"), py::arg("codes").noconvert(),
+        py::arg("null"), py::arg("out"));
+  m.def("take_levels", &take_levels<int32_t>, py::arg("levels"), py::arg("codes").noconvert(),
+        py::arg("null"), py::arg("out"));
 #define SC_PLAN_ARG_NAMES                                                                     \
   py::arg("chol").noconvert(), py::arg("dim_kind").noconvert(), py::arg("z_lo").noconvert(), \
       py::arg("z_scale").noconvert(), py::arg("knot_offsets").noconvert(),                  \

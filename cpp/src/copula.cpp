@@ -1,8 +1,8 @@
-// CPU Gaussian-copula sampling (synthcore/copula.hpp). Each thread takes a
-// contiguous range of rows and walks it in chunks of kRows that stay in cache:
-// normals for every latent dim, z = L z_raw (accumulated in column order, no
-// FMA, as the NumPy reference), then each dim's lookup straight into the
-// caller's output buffers.
+// CPU Gaussian-copula sampling (synthcore/copula.hpp). Each thread takes
+// contiguous pieces of rows and walks them in chunks of kRows that stay in cache:
+// normals for every latent dim, then dim by dim z_i = sum_j L_ij z_raw_j
+// (accumulated in column order, no FMA, as the NumPy reference) and that dim's
+// lookup, written straight into the caller's output buffer.
 #include "synthcore/copula.hpp"
 #include "synthcore/dispatch.hpp"
 
@@ -18,7 +18,25 @@ namespace synthcore {
 namespace {
 
 constexpr size_t kRows = 1024;
+constexpr size_t kBlock = 16;  // rows whose sums stay in registers in correlate_dim
+static_assert(kRows % kBlock == 0, "chunks hold whole register blocks");
 constexpr size_t kMinRowsPerThread = 1 << 14;
+
+// z_i over rows [0, m) rounded up to kBlock (zr holds kRows rows per dim; rows past m
+// hold stale finite values whose sums are never stored to an output).
+SC_CLONES void correlate_dim(const double* row, int i, const double* zr, double* zi, size_t m) {
+  for (size_t r0 = 0; r0 < m; r0 += kBlock) {
+    double acc[kBlock];
+    const double l0 = row[0];
+    for (size_t r = 0; r < kBlock; ++r) acc[r] = l0 * zr[r0 + r];
+    for (int j = 1; j <= i; ++j) {
+      const double lj = row[j];
+      const double* zj = zr + static_cast<size_t>(j) * kRows + r0;
+      for (size_t r = 0; r < kBlock; ++r) acc[r] = acc[r] + lj * zj[r];
+    }
+    for (size_t r = 0; r < kBlock; ++r) zi[r0 + r] = acc[r];
+  }
+}
 
 SC_CLONES void correlate(const double* chol, int d, const double* zr, double* z, size_t m) {
   for (int i = 0; i < d; ++i) {
@@ -54,19 +72,90 @@ SC_CLONES void round_values(double* v, size_t m, int8_t mode, double q) {
     for (size_t r = 0; r < m; ++r) v[r] = std::nearbyint(v[r] / q) * q;
 }
 
-// code = number of thresholds <= z. Up to 64 thresholds: compare with all of them
-// (vectorises, no branches). Beyond: branch-free binary searches, 16 rows side by
-// side so that their dependent loads overlap; one search at a time waits on
-// every load in turn.
-SC_CLONES void threshold_codes(const double* z, size_t m, const double* t, int64_t nt,
+// code = number of sorted thresholds <= z, through one of three searches:
+// - a few thresholds: compare every row with each of them (vectorises over rows);
+// - a guide over a uniform grid of buckets on [t_0, t_last]: guide[b] counts the
+//   thresholds in earlier buckets, so code = guide[b] + the count among the at most
+//   `span` thresholds that share z's bucket (the bucket map is monotone, so this is
+//   exact; the padding is NaN, which compares false);
+// - else branch-free binary searches, 16 rows side by side so that their dependent
+//   loads overlap.
+constexpr int64_t kLinearThresholds = 12;
+constexpr int kMaxGuideSpan = 4;
+constexpr int64_t kMaxGuideBuckets = 1 << 14;
+
+struct ThresholdSearch {
+  const double* t = nullptr;
+  int64_t nt = 0;
+  int span = 0;                  // 0: no guide
+  double lo = 0.0, scale = 0.0, last_bucket = 0.0;
+  std::vector<double> padded;    // t, then kMaxGuideSpan NaNs
+  std::vector<int32_t> guide;    // [buckets + 1]
+
+  ThresholdSearch() = default;
+  ThresholdSearch(const double* thresholds, int64_t n) : t(thresholds), nt(n) {
+    if (nt <= kLinearThresholds || nt > kMaxGuideBuckets / 4 || !(t[nt - 1] > t[0])) return;
+    lo = t[0];
+    for (int64_t buckets = 4 * nt; buckets <= kMaxGuideBuckets; buckets *= 4) {
+      scale = static_cast<double>(buckets) / (t[nt - 1] - lo);
+      last_bucket = static_cast<double>(buckets - 1);
+      if (!std::isfinite(scale)) return;
+      guide.assign(static_cast<size_t>(buckets) + 1, 0);
+      for (int64_t k = 0; k < nt; ++k) ++guide[static_cast<size_t>(bucket(t[k])) + 1];
+      int64_t widest = 0;
+      for (int64_t b = 0; b < buckets; ++b) {
+        widest = std::max<int64_t>(widest, guide[b + 1]);
+        guide[b + 1] += guide[b];
+      }
+      if (widest <= kMaxGuideSpan) {
+        span = static_cast<int>(std::max<int64_t>(widest, 1));
+        padded.assign(t, t + nt);
+        padded.resize(static_cast<size_t>(nt + kMaxGuideSpan),
+                      std::numeric_limits<double>::quiet_NaN());
+        return;
+      }
+    }
+    guide.clear();
+  }
+  // Monotone in z; NaN goes to bucket 0 (and then counts no threshold, as t <= NaN is false).
+  int32_t bucket(double z) const {
+    return static_cast<int32_t>(std::min(last_bucket, std::max(0.0, (z - lo) * scale)));
+  }
+};
+
+template <int kSpan>
+SC_ALWAYS_INLINE void guided_codes(const ThresholdSearch& s, const double* z, size_t m,
+                                   int32_t* code) {
+  const double* t = s.padded.data();
+  const int32_t* guide = s.guide.data();
+  const double lo = s.lo, scale = s.scale, last = s.last_bucket;
+  for (size_t r = 0; r < m; ++r) {
+    const double x = z[r];
+    const int32_t base = guide[static_cast<int32_t>(std::min(last, std::max(0.0, (x - lo) * scale)))];
+    int32_t c = base;
+    for (int k = 0; k < kSpan; ++k) c += t[base + k] <= x ? 1 : 0;
+    code[r] = c;
+  }
+}
+
+SC_CLONES void threshold_codes(const ThresholdSearch& s, const double* z, size_t m,
                                int32_t* code) {
-  if (nt <= 64) {
-    for (size_t r = 0; r < m; ++r) {
-      int32_t c = 0;
-      for (int64_t k = 0; k < nt; ++k) c += t[k] <= z[r] ? 1 : 0;
-      code[r] = c;
+  const double* t = s.t;
+  const int64_t nt = s.nt;
+  if (nt <= kLinearThresholds) {
+    for (size_t r = 0; r < m; ++r) code[r] = 0;
+    for (int64_t k = 0; k < nt; ++k) {
+      const double tk = t[k];
+      for (size_t r = 0; r < m; ++r) code[r] += tk <= z[r] ? 1 : 0;
     }
     return;
+  }
+  switch (s.span) {
+    case 1: return guided_codes<1>(s, z, m, code);
+    case 2: return guided_codes<2>(s, z, m, code);
+    case 3: return guided_codes<3>(s, z, m, code);
+    case 4: return guided_codes<4>(s, z, m, code);
+    default: break;
   }
   constexpr size_t kLanes = 16;
   size_t r = 0;
@@ -98,89 +187,103 @@ void write_null(T* out, const uint8_t* null, size_t m, T sentinel) {
     if (null[r]) out[r] = sentinel;
 }
 
-// Outputs of rows r0 .. r0 + m - 1 from their latent values z (dim j at z + j * stride).
-void map_rows(const CopulaPlan& p, const double* z, size_t stride, size_t r0, size_t m,
-              void* const* outputs, double* value, int32_t* code) {
-  const size_t d = static_cast<size_t>(p.d);
-  for (size_t j = 0; j < d; ++j) {
-    const double* zj = z + j * stride;
-    const int64_t a = p.knot_offsets[j], len = p.knot_offsets[j + 1] - a;
-    if (p.dim_kind[j] == kDimTable) {
-      table_lookup(zj, m, p.z_lo[j], p.z_scale[j], p.knots + a, len, value);
-      round_values(value, m, p.round_mode[j], p.round_q[j]);
-    } else {
-      threshold_codes(zj, m, p.knots + a, len, code);
+// The searches of a plan's threshold dims, built once per call.
+std::vector<ThresholdSearch> threshold_searches(const CopulaPlan& p) {
+  std::vector<ThresholdSearch> out(static_cast<size_t>(p.d));
+  for (int j = 0; j < p.d; ++j)
+    if (p.dim_kind[j] == kDimThresholds) {
+      const int64_t a = p.knot_offsets[j];
+      out[static_cast<size_t>(j)] = ThresholdSearch(p.knots + a, p.knot_offsets[j + 1] - a);
     }
-    const uint8_t* null = p.null_dim[j] >= 0
-                              ? static_cast<const uint8_t*>(outputs[p.null_dim[j]]) + r0
-                              : nullptr;
-    const int64_t la = p.level_offsets[j];
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    switch (p.out_kind[j]) {
-      case kOutF64: {
-        double* o = static_cast<double*>(outputs[j]) + r0;
-        std::copy(value, value + m, o);
-        write_null(o, null, m, nan);
-        break;
-      }
-      case kOutF32: {
-        float* o = static_cast<float*>(outputs[j]) + r0;
-        for (size_t r = 0; r < m; ++r) o[r] = static_cast<float>(value[r]);
-        write_null(o, null, m, std::numeric_limits<float>::quiet_NaN());
-        break;
-      }
-      case kOutI64Round: {
-        int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
-        for (size_t r = 0; r < m; ++r) o[r] = static_cast<int64_t>(std::nearbyint(value[r]));
-        write_null(o, null, m, std::numeric_limits<int64_t>::min());
-        break;
-      }
-      case kOutI32Round: {
-        int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
-        for (size_t r = 0; r < m; ++r) o[r] = static_cast<int32_t>(std::nearbyint(value[r]));
-        write_null(o, null, m, std::numeric_limits<int32_t>::min());
-        break;
-      }
-      case kOutCodeI32: {
-        int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
-        std::copy(code, code + m, o);
-        write_null(o, null, m, int32_t{-1});
-        break;
-      }
-      case kOutCodeU8: {
-        uint8_t* o = static_cast<uint8_t*>(outputs[j]) + r0;
-        for (size_t r = 0; r < m; ++r) o[r] = static_cast<uint8_t>(code[r]);
-        write_null(o, null, m, uint8_t{0});
-        break;
-      }
-      case kOutLevelI64: {
-        int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
-        for (size_t r = 0; r < m; ++r) o[r] = p.levels_i64[la + code[r]];
-        write_null(o, null, m, std::numeric_limits<int64_t>::min());
-        break;
-      }
-      case kOutLevelF64: {
-        double* o = static_cast<double*>(outputs[j]) + r0;
-        for (size_t r = 0; r < m; ++r) o[r] = p.levels_f64[la + code[r]];
-        write_null(o, null, m, nan);
-        break;
-      }
+  return out;
+}
+
+// Output j of rows r0 .. r0 + m - 1 from the dim's latent values zj.
+void map_dim(const CopulaPlan& p, const ThresholdSearch& search, size_t j, const double* zj,
+             size_t r0, size_t m, void* const* outputs, double* value, int32_t* code) {
+  const int8_t kind = p.out_kind[j];
+  const int64_t a = p.knot_offsets[j], len = p.knot_offsets[j + 1] - a;
+  if (p.dim_kind[j] == kDimTable) {
+    // float64 output: looked up and rounded in place in the caller's buffer
+    double* v = kind == kOutF64 ? static_cast<double*>(outputs[j]) + r0 : value;
+    table_lookup(zj, m, p.z_lo[j], p.z_scale[j], p.knots + a, len, v);
+    round_values(v, m, p.round_mode[j], p.round_q[j]);
+  } else {
+    int32_t* c = kind == kOutCodeI32 ? static_cast<int32_t*>(outputs[j]) + r0 : code;
+    threshold_codes(search, zj, m, c);
+  }
+  const uint8_t* null = p.null_dim[j] >= 0
+                            ? static_cast<const uint8_t*>(outputs[p.null_dim[j]]) + r0
+                            : nullptr;
+  const int64_t la = p.level_offsets[j];
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  switch (kind) {
+    case kOutF64:
+      write_null(static_cast<double*>(outputs[j]) + r0, null, m, nan);
+      break;
+    case kOutF32: {
+      float* o = static_cast<float*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = static_cast<float>(value[r]);
+      write_null(o, null, m, std::numeric_limits<float>::quiet_NaN());
+      break;
+    }
+    case kOutI64Round: {
+      int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = static_cast<int64_t>(std::nearbyint(value[r]));
+      write_null(o, null, m, std::numeric_limits<int64_t>::min());
+      break;
+    }
+    case kOutI32Round: {
+      int32_t* o = static_cast<int32_t*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = static_cast<int32_t>(std::nearbyint(value[r]));
+      write_null(o, null, m, std::numeric_limits<int32_t>::min());
+      break;
+    }
+    case kOutCodeI32:
+      write_null(static_cast<int32_t*>(outputs[j]) + r0, null, m, int32_t{-1});
+      break;
+    case kOutCodeU8: {
+      uint8_t* o = static_cast<uint8_t*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = static_cast<uint8_t>(code[r]);
+      write_null(o, null, m, uint8_t{0});
+      break;
+    }
+    case kOutCodeI8: {
+      int8_t* o = static_cast<int8_t*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = static_cast<int8_t>(code[r]);
+      write_null(o, null, m, int8_t{-1});
+      break;
+    }
+    case kOutLevelI64: {
+      int64_t* o = static_cast<int64_t*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = p.levels_i64[la + code[r]];
+      write_null(o, null, m, std::numeric_limits<int64_t>::min());
+      break;
+    }
+    case kOutLevelF64: {
+      double* o = static_cast<double*>(outputs[j]) + r0;
+      for (size_t r = 0; r < m; ++r) o[r] = p.levels_f64[la + code[r]];
+      write_null(o, null, m, nan);
+      break;
     }
   }
 }
 
-void sample_rows(const CopulaPlan& p, PhiloxKey key, uint64_t stream, uint64_t row_offset,
-                 size_t begin, size_t end, void* const* outputs) {
+void sample_rows(const CopulaPlan& p, const std::vector<ThresholdSearch>& searches,
+                 PhiloxKey key, uint64_t stream, uint64_t row_offset, size_t begin, size_t end,
+                 void* const* outputs) {
   const size_t d = static_cast<size_t>(p.d);
-  std::vector<double> zr(d * kRows), z(d * kRows), value(kRows);
+  std::vector<double> zr(d * kRows), z(kRows), value(kRows);
   std::vector<int32_t> code(kRows);
   for (size_t r0 = begin; r0 < end; r0 += kRows) {
     const size_t m = std::min(kRows, end - r0);
     for (size_t j = 0; j < d; ++j)
       normal_f64_fill(RandomStream{key, (stream << kCopulaStreamBits) + j}, row_offset + r0,
                       zr.data() + j * kRows, m);
-    correlate(p.chol, p.d, zr.data(), z.data(), m);
-    map_rows(p, z.data(), kRows, r0, m, outputs, value.data(), code.data());
+    for (size_t j = 0; j < d; ++j) {
+      correlate_dim(p.chol + j * d, static_cast<int>(j), zr.data(), z.data(), m);
+      map_dim(p, searches[j], j, z.data(), r0, m, outputs, value.data(), code.data());
+    }
   }
 }
 
@@ -188,8 +291,9 @@ void sample_rows(const CopulaPlan& p, PhiloxKey key, uint64_t stream, uint64_t r
 
 void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint64_t row_offset,
                    size_t n, void* const* outputs, int num_threads) {
+  const std::vector<ThresholdSearch> searches = threshold_searches(plan);
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
-    sample_rows(plan, key, stream, row_offset, begin, end, outputs);
+    sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs);
   });
 }
 
@@ -221,19 +325,23 @@ void copula_table_lookup(const double* z, size_t n, double z_lo, double z_scale,
 
 void copula_threshold_codes(const double* z, size_t n, const double* thresholds,
                             int64_t n_thresholds, int32_t* out, int num_threads) {
+  const ThresholdSearch search(thresholds, n_thresholds);
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
-    threshold_codes(z + begin, end - begin, thresholds, n_thresholds, out + begin);
+    threshold_codes(search, z + begin, end - begin, out + begin);
   });
 }
 
 void copula_map(const CopulaPlan& plan, const double* z, size_t n, void* const* outputs,
                 int num_threads) {
+  const std::vector<ThresholdSearch> searches = threshold_searches(plan);
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
     std::vector<double> value(kRows);
     std::vector<int32_t> code(kRows);
-    for (size_t r0 = begin; r0 < end; r0 += kRows)
-      map_rows(plan, z + r0, n, r0, std::min(kRows, end - r0), outputs, value.data(),
-               code.data());
+    for (size_t r0 = begin; r0 < end; r0 += kRows) {
+      const size_t m = std::min(kRows, end - r0);
+      for (size_t j = 0; j < static_cast<size_t>(plan.d); ++j)
+        map_dim(plan, searches[j], j, z + j * n + r0, r0, m, outputs, value.data(), code.data());
+    }
   });
 }
 

@@ -201,8 +201,9 @@ def _to_pandas_series(c: OutputColumn, pd):
     null = c.null
     if c.kind == "categorical":
         codes = c.values  # -1 already marks nulls
-        cat = pd.Categorical.from_codes(codes, categories=pd.Index(c.categories))
-        return cat if c.dtype == "category" else pd.Series(cat).astype(object).to_numpy()
+        if c.dtype == "category":
+            return _categorical_from_codes(codes, pd.CategoricalDtype(pd.Index(c.categories)), pd)
+        return _take_levels(c.categories, codes)
     if c.kind in ("float", "string"):
         return c.values  # NaN marks float nulls; strings (generated keys) have none
     if c.kind == "int":
@@ -223,6 +224,39 @@ def _to_pandas_series(c: OutputColumn, pd):
             s = s.dt.tz_localize("UTC").dt.tz_convert(c.tz)
         return s.array
     raise ValueError(f"unknown column kind {c.kind!r}")
+
+
+def _take_levels(categories, codes):
+    """Object array of each row's level; code -1 (null) gives NaN."""
+    levels = np.empty(len(categories), dtype=object)
+    levels[:] = categories
+    from ._backend import core_module
+    core = core_module()
+    if core is not None and codes.dtype in (np.int8, np.int32):
+        out = np.empty(codes.size, dtype=object)
+        core.take_levels(levels, np.ascontiguousarray(codes), np.nan, out)
+        return out
+    with_null = np.append(levels, np.nan)  # -1 picks the last
+    return with_null.take(codes.astype(np.intp, copy=False))
+
+
+def _categorical_from_codes(codes, dtype, pd):
+    """A pandas Categorical on our codes (-1 .. k - 1 by construction), without pandas
+    checking their range again where it can skip that (pandas >= 2.1)."""
+    if _FROM_CODES_VALIDATES is None:
+        _check_from_codes(pd)
+    if _FROM_CODES_VALIDATES:
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+_FROM_CODES_VALIDATES = None
+
+
+def _check_from_codes(pd):
+    global _FROM_CODES_VALIDATES
+    import inspect
+    _FROM_CODES_VALIDATES = "validate" in inspect.signature(pd.Categorical.from_codes).parameters
 
 
 def _to_arrow(columns):

@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _buffers
 from ._conditional import null_level
 from ._modelfile import read_model, write_model
 from ._reference import copula as _ref
@@ -492,8 +492,12 @@ class GaussianCopula:
             else:
                 dim_kind[j] = _ref.DIM_THRESHOLDS
                 knots[j] = m.thresholds
-                if m.kind in ("categorical",):
-                    out_kind[j] = _ref.OUT_CODE_I32
+                if m.kind == "categorical":
+                    # pandas keeps codes of fewer than 127 levels as int8: written so, not cast
+                    out_kind[j] = _ref.OUT_CODE_I8 if m.levels.size < 127 else _ref.OUT_CODE_I32
+                elif m.kind == "bool" and np.array_equal(m.levels.astype(np.int64), [0, 1]):
+                    # levels (False, True): the code is the value, one byte viewed as bool
+                    out_kind[j] = _ref.OUT_CODE_U8
                 elif m.kind == "bool":
                     out_kind[j] = _ref.OUT_LEVEL_I64
                     level_i64[j] = m.levels.astype(np.int64)
@@ -507,7 +511,8 @@ class GaussianCopula:
                             _ref.OUT_I64_ROUND: np.int64, _ref.OUT_I32_ROUND: np.int32,
                             _ref.OUT_CODE_I32: np.int32, _ref.OUT_CODE_U8: np.uint8,
                             _ref.OUT_LEVEL_I64: np.int64,
-                            _ref.OUT_LEVEL_F64: np.float64}[int(out_kind[j])]
+                            _ref.OUT_LEVEL_F64: np.float64,
+                            _ref.OUT_CODE_I8: np.int8}[int(out_kind[j])]
 
         def concat(parts, dtype):
             sizes = [0 if p is None else p.size for p in parts]
@@ -593,7 +598,7 @@ class GaussianCopula:
                 raise ValueError("conditional sampling runs on the cpu and numpy backends; "
                                  "pass backend='cpu'")
             return self._sample_cuda(plan, int(n), key, int(stream), int(row_offset), output)
-        buffers = [np.empty(int(n), dtype=dt) for dt in plan.out_dtype]
+        buffers = [_buffers.empty(int(n), dt) for dt in plan.out_dtype]
         self._fill_buffers(plan, name, buffers, int(n), key, int(stream), int(row_offset),
                            per_column if conditions is not None else None)
         if output == "columns":   # internal: typed columns
@@ -655,7 +660,8 @@ class GaussianCopula:
 
     def _device_columns(self, buffers, n, row_offset):
         """{column: CuPy array} on the GPU: values with NaN / INT64_MIN / -1 (categorical
-        codes into ``self.categories(column)``) marking nulls, and "<column>.is_null" masks."""
+        codes into ``self.categories(column)``) marking nulls (booleans as bool, their
+        nulls only in the mask), and "<column>.is_null" masks."""
         import cupy
         out = {}
         for m in self.columns:
@@ -669,9 +675,10 @@ class GaussianCopula:
             if m.null_dim is not None:
                 out[f"{m.name}.is_null"] = buffers[m.null_dim].view("bool")
             if m.value_dim is not None:
-                out[m.name] = buffers[m.value_dim]
+                values = buffers[m.value_dim]
                 if m.kind == "datetime" and not _quantum_is_exact(m):
-                    _snap_to_quantum(out[m.name], int(m.round_q))
+                    _snap_to_quantum(values, int(m.round_q))
+                out[m.name] = values.view("bool") if values.dtype == "uint8" else values
         return out
 
     def categories(self, column: str):
@@ -719,7 +726,8 @@ class GaussianCopula:
             if m.value_dim is not None:
                 values = buffers[m.value_dim]
                 if m.kind == "bool":
-                    values = values.astype(bool)
+                    values = values.view(np.bool_) if values.dtype == np.uint8 else \
+                        values.astype(bool)
                 categories = m.levels if m.kind == "categorical" else None
                 k_null = null_level(m)
                 if k_null is not None:

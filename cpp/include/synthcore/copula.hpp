@@ -20,6 +20,7 @@ enum CopulaOutKind : int8_t {
   kOutCodeU8 = 5,    // threshold count as a byte (null indicators)
   kOutLevelI64 = 6,  // levels_i64[code]
   kOutLevelF64 = 7,  // levels_f64[code]
+  kOutCodeI8 = 8,    // threshold count as int8 (categoricals of < 127 levels); -1 when null
 };
 constexpr int kCopulaStreamBits = 20;  // latent dim j uses Philox stream (stream << 20) + j
 

@@ -16,7 +16,7 @@ CHUNK = 1 << 16
 
 # output kinds (cpp/include/synthcore/copula.hpp)
 OUT_F64, OUT_F32, OUT_I64_ROUND, OUT_I32_ROUND, OUT_CODE_I32, OUT_CODE_U8, OUT_LEVEL_I64, \
-    OUT_LEVEL_F64 = range(8)
+    OUT_LEVEL_F64, OUT_CODE_I8 = range(9)
 DIM_TABLE, DIM_THRESHOLDS = 0, 1
 DIM_STREAM_BITS = 20
 
@@ -88,6 +88,8 @@ def write_outputs(plan, z, outputs, r0, m):
             col = v
         elif kind == OUT_CODE_U8:
             col = v.astype(np.uint8)
+        elif kind == OUT_CODE_I8:
+            col = v.astype(np.int8)
         elif kind == OUT_LEVEL_I64:
             col = plan.levels_i64[la:lb][v]
         elif kind == OUT_LEVEL_F64:
@@ -103,7 +105,7 @@ def write_outputs(plan, z, outputs, r0, m):
 
 _SENTINEL = {OUT_F64: np.nan, OUT_F32: np.float32(np.nan), OUT_I64_ROUND: np.iinfo(np.int64).min,
              OUT_I32_ROUND: np.iinfo(np.int32).min, OUT_CODE_I32: -1, OUT_CODE_U8: 0,
-             OUT_LEVEL_I64: np.iinfo(np.int64).min, OUT_LEVEL_F64: np.nan}
+             OUT_LEVEL_I64: np.iinfo(np.int64).min, OUT_LEVEL_F64: np.nan, OUT_CODE_I8: -1}
 
 
 def sample(plan, key, stream, row_offset, n, outputs):

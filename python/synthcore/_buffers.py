@@ -1,0 +1,67 @@
+"""Output buffers for the samplers, reused across calls.
+
+A million sampled rows are tens of MB of output; memory fresh from the OS is
+faulted in and zeroed page by page, which cost about a fifth of a copula sample
+call. With the ``_core`` module built, buffers of 1 MiB and more come from its
+pool (cpp/bindings/register_buffers.cpp): when the arrays using a buffer (views,
+DataFrames and Arrow arrays built on it included) are all gone, it is kept for
+the next request of the same size instead of going back to the OS.
+
+``SYNTHCORE_BUFFER_POOL_MB`` (default 256) caps the memory kept that way, per
+process; 0 turns the reuse off. ``release()`` gives the kept memory back now.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _backend
+
+DEFAULT_POOL_MB = 256
+_MIN_POOLED_BYTES = 1 << 20   # below this malloc's own reuse does as well
+_pool = None                  # the _core module once configured; False: no pool
+_limit = 0                    # bytes
+
+
+def _configured_pool():
+    global _pool, _limit
+    if _pool is None:
+        core = _backend.core_module()
+        raw = os.environ.get("SYNTHCORE_BUFFER_POOL_MB", str(DEFAULT_POOL_MB))
+        try:
+            mb = float(raw)
+        except ValueError:
+            raise ValueError(f"SYNTHCORE_BUFFER_POOL_MB must be a number of MiB, got {raw!r}")
+        if mb < 0:
+            raise ValueError(f"SYNTHCORE_BUFFER_POOL_MB must be >= 0, got {raw!r}")
+        if core is None or mb == 0:
+            _pool = False
+        else:
+            _limit = int(mb * (1 << 20))
+            core.buffer_pool_limit(_limit)
+            _pool = core
+    return _pool
+
+
+def empty(n: int, dtype) -> np.ndarray:
+    """An uninitialised 1-d array of n elements (like ``np.empty``)."""
+    dtype = np.dtype(dtype)
+    pool = _configured_pool()
+    if not pool or dtype.hasobject or n * dtype.itemsize < _MIN_POOLED_BYTES:
+        return np.empty(n, dtype)
+    return pool.pooled_empty(n, dtype)
+
+
+def release() -> None:
+    """Give the memory kept for reuse back to the system (buffers in use stay)."""
+    pool = _configured_pool()
+    if pool:
+        pool.buffer_pool_limit(0)
+        pool.buffer_pool_limit(_limit)
+
+
+def kept_bytes() -> int:
+    """Bytes kept for reuse now (0 without the pool)."""
+    pool = _configured_pool()
+    return int(pool.buffer_pool_free_bytes()) if pool else 0

@@ -1,0 +1,98 @@
+"""The output-buffer pool: a buffer is reused only once nothing refers to it, the pool
+stays within its limit, and SYNTHCORE_BUFFER_POOL_MB=0 turns it off."""
+import gc
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import synthcore
+from synthcore import _buffers
+
+pytestmark = pytest.mark.skipif(synthcore.info()["cpu_build"] is None,
+                                reason="the pool lives in the _core module")
+
+N = 1 << 18   # 2 MiB of float64: pooled
+
+
+def test_a_buffer_is_reused_only_after_every_user_is_gone():
+    _buffers.release()
+    a = _buffers.empty(N, np.float64)
+    assert a.flags.writeable and a.flags.c_contiguous and a.shape == (N,)
+    address = a.ctypes.data
+    view = a[10:20]
+    a[:] = 7.0
+    del a
+    gc.collect()
+    assert _buffers.kept_bytes() == 0             # the view still holds it
+    b = _buffers.empty(N, np.float64)
+    assert b.ctypes.data != address
+    b[:] = 1.0
+    assert np.all(view == 7.0)
+    del view
+    gc.collect()
+    assert _buffers.kept_bytes() >= N * 8
+    c = _buffers.empty(N, np.float64)              # same size again: that block
+    assert c.ctypes.data == address and _buffers.kept_bytes() == 0
+    del b, c
+
+
+def test_pandas_and_arrow_outputs_keep_their_buffers():
+    import pandas as pd
+    import pyarrow as pa
+    _buffers.release()
+    x = _buffers.empty(N, np.int64)
+    x[:] = np.arange(N)
+    frame = pd.DataFrame({"x": x}, copy=False)
+    table = pa.table({"x": x})
+    del x
+    gc.collect()
+    assert _buffers.kept_bytes() == 0
+    y = _buffers.empty(N, np.int64)
+    y[:] = -1
+    assert frame["x"].iloc[-1] == N - 1 and table.column("x")[N - 1].as_py() == N - 1
+    del frame, table, y
+
+
+def test_small_and_object_arrays_are_plain_numpy():
+    assert _buffers.empty(10, np.float64).base is None
+    obj = _buffers.empty(N, object)
+    assert obj.dtype == object and obj.base is None
+
+
+def test_sampling_twice_reuses_the_output_memory():
+    rng = np.random.default_rng(0)
+    model = synthcore.GaussianCopula().fit({"a": rng.normal(size=2000),
+                                            "b": rng.integers(0, 500, 2000)})
+    _buffers.release()
+    first = model.sample(300_000, seed=1, backend="cpu")
+    want = first.copy()
+    del first
+    gc.collect()
+    kept = _buffers.kept_bytes()
+    assert kept > 0
+    again = model.sample(300_000, seed=1, backend="cpu")
+    assert _buffers.kept_bytes() < kept
+    import pandas as pd
+    pd.testing.assert_frame_equal(again, want)
+
+
+def test_the_pool_limit_holds_and_zero_turns_it_off():
+    code = ("import gc, numpy as np\n"
+            "from synthcore import _buffers\n"
+            "xs = [_buffers.empty(1 << 20, np.float64) for _ in range(4)]\n"  # 8 MiB each
+            "pooled = [x.base is not None for x in xs]\n"
+            "del xs; gc.collect()\n"
+            "print(all(pooled), any(pooled), _buffers.kept_bytes() >> 20)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, SYNTHCORE_BUFFER_POOL_MB="20"),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "True" and int(out[2]) <= 20 and int(out[2]) >= 16
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, SYNTHCORE_BUFFER_POOL_MB="0"),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False" and out[2] == "0"
+    bad = subprocess.run([sys.executable, "-c", code], env=dict(env, SYNTHCORE_BUFFER_POOL_MB="x"),
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "SYNTHCORE_BUFFER_POOL_MB" in bad.stderr
