@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from . import _buffers
 from ._table import OutputColumn, build_output
 
 PILOT = 10_000
@@ -250,7 +251,7 @@ class _CandidateBuffers:
         need = self.filled + count
         if self.arrays and need > len(self.arrays[0]):
             size = need if self.filled == 0 else max(need, len(self.arrays[0]) * 3 // 2)
-            grown = [np.empty(size, dt) for dt in self.dtypes]
+            grown = [_buffers.empty(size, dt) for dt in self.dtypes]   # pooled, as plain samples
             for g, a in zip(grown, self.arrays):
                 g[:self.filled] = a[:self.filled]
             self.arrays = grown
