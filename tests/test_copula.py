@@ -308,6 +308,10 @@ def test_threshold_codes_match_the_reference_for_every_size(n_thresholds):
     want = np.searchsorted(t, z, side="right")
     np.testing.assert_array_equal(ck.threshold_codes(z, t, backend="cpu"), want)
     np.testing.assert_array_equal(ck.threshold_codes(z, t, backend="numpy"), want)
+    # NaN is <= no threshold: code 0 on every backend
+    nan = np.full(37, np.nan)
+    for backend in ("cpu", "numpy"):
+        assert not ck.threshold_codes(nan, t, backend=backend).any(), backend
 
 
 # ---- key columns ----------------------------------------------------------------

@@ -59,9 +59,12 @@ def round_values(v, mode, q):
 
 
 def threshold_codes(z, thresholds):
+    """The number of thresholds <= z: 0 for NaN, which is <= nothing (searchsorted alone
+    would sort NaN last)."""
     if thresholds.size == 0:
         return np.zeros(z.shape, dtype=np.int32)
-    return np.searchsorted(thresholds, z, side="right").astype(np.int32)
+    codes = np.searchsorted(thresholds, z, side="right").astype(np.int32)
+    return np.where(np.isnan(z), np.int32(0), codes) if np.isnan(z).any() else codes
 
 
 def write_outputs(plan, z, outputs, r0, m):
