@@ -96,3 +96,14 @@ def test_the_pool_limit_holds_and_zero_turns_it_off():
     bad = subprocess.run([sys.executable, "-c", code], env=dict(env, SYNTHCORE_BUFFER_POOL_MB="x"),
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "SYNTHCORE_BUFFER_POOL_MB" in bad.stderr
+
+
+def test_release_buffers_gives_the_kept_memory_back():
+    x = _buffers.empty(1 << 20, np.float64)
+    del x
+    gc.collect()
+    assert _buffers.kept_bytes() >= 8 << 20
+    synthcore.release_buffers()
+    assert _buffers.kept_bytes() == 0
+    y = _buffers.empty(1 << 20, np.float64)     # the pool still works afterwards
+    assert y.base is not None

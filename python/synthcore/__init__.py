@@ -20,6 +20,7 @@ from ._backend import (
     use_backend,
 )
 from ._info import info
+from ._buffers import release as release_buffers
 from ._conditional import ImpossibleConditionError
 from .copula import GaussianCopula, load
 from .rules import RuleError, Rules, RuleSyntaxError, RuleTypeError
@@ -54,6 +55,7 @@ __all__ = [
     "info",
     "load",
     "random",
+    "release_buffers",
     "set_backend",
     "set_num_threads",
     "use_backend",
