@@ -23,6 +23,7 @@ namespace {
 constexpr size_t kValues = 256;  // per chunk of keystream
 constexpr size_t kLanes = 16;    // values searched side by side
 constexpr size_t kGroup = 16;    // values per word-interleaved group (dp_noise.py GROUP)
+constexpr size_t kStreamingValues = size_t{1} << 17;  // 1 MiB of int64 output
 static_assert(kLanes == kGroup && kValues % kGroup == 0, "chunks of whole groups");
 
 // The guide bucket of a 96-bit uniform. m > 0: sh 2^m + (U >> sh), sh = max(log2 U - m, 0)
@@ -63,6 +64,7 @@ struct NoiseIo {
   const double* xf;
   double* outf;
   double r;
+  bool stream_out;  // integer output larger than the caches: streaming stores (AVX-512)
 };
 
 // Values first .. first + n - 1 (first a multiple of kGroup): word k of value 16 g + j
@@ -232,10 +234,22 @@ SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_
         const int64_t grid = static_cast<int64_t>(std::nearbyint(io.xf[i0 + i] / io.r));
         io.outf[i0 + i] = static_cast<double>(grid + z[i]) * io.r;
       }
+    } else if (io.stream_out) {
+      // a large output: streaming stores, no read-for-ownership of lines about to be
+      // overwritten (and no eviction of the tables for them)
+      int64_t* o = io.out + i0;
+      const int64_t* xi = io.x + i0;
+      size_t i = 0;
+      for (; i < m && (reinterpret_cast<uintptr_t>(o + i) & 63); ++i) o[i] = xi[i] + z[i];
+      for (; i + 8 <= m; i += 8)
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(o + i),
+                            _mm512_add_epi64(_mm512_loadu_si512(xi + i), _mm512_load_si512(z + i)));
+      for (; i < m; ++i) o[i] = xi[i] + z[i];
     } else {
       for (size_t i = 0; i < m; ++i) io.out[i0 + i] = io.x[i0 + i] + z[i];
     }
   }
+  _mm_sfence();
 }
 
 bool use_avx512() {
@@ -304,7 +318,7 @@ void noise_groups(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
 void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                    const NoiseTables& tables, const int64_t* x, int64_t* out, size_t n,
                    int num_threads) {
-  const NoiseIo io{x, out, nullptr, nullptr, 0.0};
+  const NoiseIo io{x, out, nullptr, nullptr, 0.0, n >= kStreamingValues};
   const std::vector<uint64_t> fused = fused_guide(tables, n);
   noise_groups(key, stream, word_offset, tables, fused, io, n, num_threads);
 }
@@ -312,7 +326,7 @@ void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
 void grid_float_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                       const NoiseTables& tables, const double* x, double granularity,
                       double* out, size_t n, int num_threads) {
-  const NoiseIo io{nullptr, nullptr, x, out, granularity};
+  const NoiseIo io{nullptr, nullptr, x, out, granularity, false};
   const std::vector<uint64_t> fused = fused_guide(tables, n);
   noise_groups(key, stream, word_offset, tables, fused, io, n, num_threads);
 }
