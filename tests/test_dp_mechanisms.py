@@ -9,7 +9,7 @@ from scipy import stats
 from synthcore import dp
 from synthcore._reference import dp_noise
 
-SCALES = [0.5, 3.7, 50.0, 2000.0, 3e5]   # one table (<= ~940), then gate + base-4096 digits
+SCALES = [0.5, 3.7, 50.0, 2000.0, 3e5]   # one table (<= ~940), then head + digits
 
 
 def _pmf(z, scale):
@@ -40,7 +40,37 @@ def test_noise_follows_the_exact_pmf(scale, backend):
     assert abs(z.var() / (2 * q / (1 - q) ** 2) - 1) < 0.02
 
 
-@pytest.mark.parametrize("scale", [0.7, 5.0, 50.0])
+def _laplace_sf(k, q):
+    """P(Z >= k) of the discrete Laplace for integer k (float64: enough for chi-square)."""
+    k = np.asarray(k, dtype=np.float64)
+    return np.where(k >= 1, q ** np.maximum(k, 1) / (1 + q), 1 - q ** np.maximum(1 - k, 1) / (1 + q))
+
+
+@pytest.mark.parametrize("scale", [2000.0, 3e5, 1e6])   # head + top digit; head + 2 digits
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_large_scales_follow_the_exact_law_in_bins(scale, backend):
+    # the value-by-value chi-square above pools almost everything at these scales: here
+    # 1M draws in ~200 bins at quantiles of the exact law, and the head digit
+    # (|Z| - 1) mod 512 given Z != 0, exactly a geometric of ratio q truncated to [0, 512)
+    n = 1_000_000
+    z = dp.discrete_laplace(np.zeros(n, np.int64), scale=scale,
+                            generator=dp.insecure_generator_for_tests(12), backend=backend).values
+    q = math.exp(-1 / scale)
+    p = np.linspace(0.0025, 0.9975, 199)
+    quantiles = np.where(p < 0.5, scale * np.log(2 * p), -scale * np.log(2 * (1 - p)))
+    edges = np.unique(np.round(quantiles).astype(np.int64))
+    probs = -np.diff(np.concatenate([[1.0], _laplace_sf(edges, q), [0.0]]))
+    counts = np.bincount(np.searchsorted(edges, z, side="right"), minlength=edges.size + 1)
+    chi = ((counts - n * probs) ** 2 / (n * probs)).sum()
+    assert stats.chi2.sf(chi, edges.size) > 1e-6
+    d = (np.abs(z[z != 0]) - 1) % 512
+    pd = q ** np.arange(512) * (1 - q) / (1 - q ** 512)
+    counts = np.bincount(d, minlength=512)
+    chi = ((counts - d.size * pd) ** 2 / (d.size * pd)).sum()
+    assert stats.chi2.sf(chi, 511) > 1e-6
+
+
+@pytest.mark.parametrize("scale", [0.7, 5.0, 50.0, 2000.0, 1e6])
 def test_cpu_and_numpy_give_the_same_noise(scale):
     x = np.arange(-500, 100_003 - 500, dtype=np.int64)
     a = dp.discrete_laplace(x, scale=scale, generator=dp.insecure_generator_for_tests(5),
@@ -173,12 +203,14 @@ def test_laplace_tables_are_exact_known_answers(scale):
     else:   # the head: P(X >= 1) = P(Z != 0), P(X >= j) = P(Z != 0) P(d0 >= j - 1)
         nonzero = 2 * q / (1 + q)
         assert abs(full[0] - floor96(nonzero)) <= 2
-        r = q  # level 0 digit, truncated to [0, 4096)
-        for j in (2, 3, 101, 4096):
-            exact = nonzero * (r ** (j - 1) - r ** 4096) / (1 - r ** 4096)
+        assert list(tb.multipliers) == [512 * 4096 ** (l - 1) if l else 1
+                                        for l in range(tb.segments)]
+        r = q  # level 0 digit, truncated to [0, 512)
+        for j in (2, 3, 101, 512):
+            exact = nonzero * (r ** (j - 1) - r ** 512) / (1 - r ** 512)
             if exact * mpmath.mpf(2) ** 96 >= 1:
                 assert abs(full[j - 1] - floor96(exact)) <= 2
-        r1 = q ** 4096   # level 1 digit
+        r1 = q ** 512   # level 1 digit
         start = int(tb.starts[1])
         for k in (1, 2, 50):
             top = tb.segments == 2

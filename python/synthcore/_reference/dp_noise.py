@@ -66,7 +66,8 @@ import numpy as np
 UNIFORM_BITS = 96      # randomized response and permute-and-flip: 96-bit uniforms
 THRESHOLD_BITS = 95    # noise tables: 95-bit survival thresholds (stored doubled)
 TAIL_BITS = 100        # tails of mass <= 2^-100 are cut
-DIGIT_BITS = 12        # discrete Laplace digits are base 2^12
+DIGIT_BITS = 12        # discrete Laplace digits are base 2^12 ...
+HEAD_DIGIT_BITS = 9    # ... but the lowest, which shares the head table, is base 2^9
 FRACTION_BITS = 256    # fixed-point precision of the threshold computation
 MAX_LAPLACE_SCALE = 2.0 ** 52
 MAX_GAUSSIAN_SIGMA = 1.0e5
@@ -263,28 +264,31 @@ def laplace_tables(scale: float) -> NoiseTables:
         return _assemble("discrete_laplace", scale, [_segment(1, hi, lo)],
                          noise_tv_bound([hi.size]))
     parts = []
-    base = 1 << DIGIT_BITS
-    levels = 1   # base^L >= need: the top digit's tail <= 2^-100
-    while mpmath.mpf(base) ** levels < need:
-        levels += 1
+    head_base, base = 1 << HEAD_DIGIT_BITS, 1 << DIGIT_BITS
+    # multipliers 1, 2^9, 2^9 4096, ...: the head digit, then base-4096 digits, the top one
+    # untruncated, with count = need / multiplier + 2 <= SINGLE_TABLE_ENTRIES entries
+    # (its ratio r = q^multiplier has r^count < 2^-100: the tail beyond it is cut)
+    multipliers = [1, head_base]
+    while need / multipliers[-1] + 2 > SINGLE_TABLE_ENTRIES:
+        multipliers.append(multipliers[-1] * base)
     entries = []
     nonzero = _fixed(2 * q / (1 + q))            # P(Z != 0)
-    for level in range(levels):
-        ratio = _fixed(mpmath.exp(-mpmath.mpf(base) ** level / t))
-        top = level == levels - 1
-        powers = _fixed_powers(one, ratio, base + 1)
-        if top:
-            survivals = powers[1:base + 1]
-        else:  # truncated to [0, base): P(D >= k) = (r^k - r^base) / (1 - r^base)
-            r_top = powers[base]
-            survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:base]]
+    for level, mult in enumerate(multipliers):
+        ratio = _fixed(mpmath.exp(-mpmath.mpf(mult) / t))
+        if level == len(multipliers) - 1:   # P(D >= k) = r^k
+            survivals = _fixed_powers(ratio, ratio, int(need / mult) + 2)
+        else:  # truncated to [0, d): P(D >= k) = (r^k - r^d) / (1 - r^d)
+            digit = head_base if level == 0 else base
+            powers = _fixed_powers(one, ratio, digit + 1)
+            r_top = powers[digit]
+            survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:digit]]
         if level == 0:
             # the head: X = 0 for Z = 0, else 1 + digit 0, so P(X >= j) = P(Z != 0)
             # P(d0 >= j - 1); the zero test and the lowest digit share one uniform
             survivals = [nonzero] + [nonzero * s_k >> FRACTION_BITS for s_k in survivals]
         hi, lo = _pack(survivals, one)
         entries.append(hi.size)
-        parts.append(_segment(base ** level, hi, lo))
+        parts.append(_segment(mult, hi, lo))
     return _assemble("discrete_laplace", scale, parts, noise_tv_bound(entries))
 
 
