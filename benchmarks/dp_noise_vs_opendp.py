@@ -9,9 +9,12 @@
   scales 1 .. 1e5 cover both of its regimes (one table up to ~940, then digits).
 - Grid-safe float noise: ``dp.laplace`` / ``dp.gaussian`` against NumPy's
   ``Generator.laplace`` / ``normal`` (floats, not DP-safe). Goal: within 2x.
-Medians of 3 runs; synthcore on 1 thread and on all cores.
+synthcore on 1 thread and on all cores: medians of --repeat (default 5) rounds, each
+round timing every thread count once, so a burst of load from other processes hits both
+alike (the VM is shared).
 """
 import argparse
+import functools
 import os
 import sys
 
@@ -21,7 +24,7 @@ import synthcore
 from synthcore import dp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import median_time  # noqa: E402
+from _timing import median_time, round_robin  # noqa: E402
 
 
 def opendp_per_value(kind, scale, odp, n=20_000):
@@ -42,6 +45,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--quick", action="store_true", help="fewer scales")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds per timing")
     args = parser.parse_args()
     try:
         import opendp.prelude as odp
@@ -64,10 +68,13 @@ def main():
             for n in args.n:
                 x = np.zeros(n, dtype=np.int64)
                 kw = {"scale": scale} if kind == "laplace" else {"sigma": scale}
-                for threads in sorted({1, cores}):
+                def call(threads, x=x, kw=kw):
                     synthcore.set_num_threads(threads)
-                    t = median_time(lambda: f(x, generator=gen, backend="cpu", **kw)) / n
-                    row(label, n, f"synthcore cpu, {threads} thread(s)", t, base)
+                    f(x, generator=gen, backend="cpu", **kw)
+                times = round_robin({th: functools.partial(call, th) for th in sorted({1, cores})},
+                                    args.repeat)
+                for threads, t in times.items():
+                    row(label, n, f"synthcore cpu, {threads} thread(s)", t / n, base)
                 synthcore.set_num_threads(None)
     rng = np.random.default_rng(1)
     for kind in ("laplace", "gaussian"):

@@ -42,11 +42,14 @@ consecutive values (the CPU loads them as one vector, no gathers).
 * Discrete Laplace, P(Z = z) ∝ q^|z|, q = exp(-1/t). Scales up to ~940: one segment,
   the survival of |Z|, P(|Z| >= k) = 2 q^k / (1 + q), cut below 2^-100 (3 words). Larger
   scales: |Z| - 1, given Z != 0 (probability 2q / (1 + q)), is geometric with ratio q,
-  written in base M = 2^12 with independent digits (memorylessness): digit l is a
-  geometric of ratio q^(M^l) truncated to [0, M), the top digit untruncated but cut where
-  its survival falls below 2^-100 (a tail of mass <= 2^-100, dropped). The head segment
-  X_0 is 0 for Z = 0 and 1 + digit 0 otherwise, so the zero test and the lowest digit
-  share one uniform; higher digits count only when X_0 > 0 (5 words for two segments).
+  written in digits with multipliers 1, 2^9, 2^9 4096, ... (memorylessness: the digits
+  are independent): the lowest is a geometric of ratio q truncated to [0, 2^9), the
+  middle ones of ratio q^multiplier truncated to [0, 4096), the top one untruncated but
+  cut where its survival falls below 2^-100 (a tail of mass <= 2^-100, dropped; it has at
+  most 2^16 entries, which sets the number of digits). The head segment X_0 is 0 for
+  Z = 0 and 1 + digit 0 otherwise, so the zero test and the lowest digit share one
+  uniform; higher digits count only when X_0 > 0. Two segments (5 words) up to scale
+  ~4.8e5; the small head (513 entries) keeps both searches' guides in L1 up to ~1e5.
 * Discrete Gaussian, P(Z = z) ∝ exp(-z^2 / (2 sigma^2)) (Canonne-Kamath-Steinke): one
   segment, the survival of |Z| (P(|Z| >= k) = 2 sum_{z >= k} p_z / S), cut at the k
   where it falls below 2^-100.
