@@ -311,7 +311,7 @@ def gaussian_tables(sigma: float) -> NoiseTables:
 
     p_z = exp(-z^2 / (2 sigma^2)) by the recurrence p_{z+1} = p_z a_z, a_z =
     exp(-(2z + 1) / (2 sigma^2)), a_{z+1} = a_z exp(-1 / sigma^2), in 256-bit fixed point
-    (the accumulated rounding, < entries * 2^-250, is far below the 2^-96 resolution).
+    (the accumulated rounding, < entries * 2^-250, is far below the 2^-95 resolution).
     """
     import mpmath
     sigma = float(sigma)
