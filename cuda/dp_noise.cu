@@ -1,5 +1,5 @@
 // CUDA exact integer noise and randomized response: one thread per value, the same
-// guided searches over 96-bit survival thresholds as the CPU kernel
+// guided searches over 95-bit survival thresholds (stored doubled) as the CPU kernel
 // (cpp/src/dp_noise.cpp), on keystream words produced by secure_random.cu, so the
 // output is the CPU's bit for bit.
 #include <cuda_runtime.h>
@@ -49,18 +49,19 @@ __device__ int64_t search(const uint64_t* th, const uint32_t* tl, const int32_t*
 __global__ void noise_kernel(const uint32_t* words, Tables tb, const int64_t* x, int64_t* out,
                              uint64_t n) {
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-  const uint64_t per = 1 + 3 * static_cast<uint64_t>(tb.segments);
+  const uint64_t per = 1 + 2 * static_cast<uint64_t>(tb.segments);
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     // groups of kGroup values, word-interleaved: word k of value i at w[kGroup k]
     const uint32_t* w = words + per * (i - i % kGroup) + i % kGroup;
+    // word 0 is shared: the sign (bit 0) and the low bits of every segment's U
     int64_t head = 0, higher = 0;
     for (int s = 0; s < tb.segments; ++s) {
-      const uint32_t* u = w + kGroup * (1 + 3 * s);
+      const uint32_t* u = w + kGroup * (1 + 2 * s);
       const int64_t c = search(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
                                tb.guide + tb.guide_starts[s], tb.guide_bits[s],
                                tb.window_log2[s],
-                               (static_cast<uint64_t>(u[0]) << 32) | u[kGroup], u[2 * kGroup]);
+                               (static_cast<uint64_t>(u[0]) << 32) | u[kGroup], w[0]);
       if (s == 0) head = c;
       else higher += tb.multipliers[s] * c;
     }

@@ -8,7 +8,7 @@
 namespace synthcore::cuda {
 
 // out[i] = x[i] + Z_i, Z_i from the words of its group (16 values, word-interleaved: word k
-// of value i at words[(1 + 3 S)(i - i % 16) + 16 k + i % 16]) against the thresholds.
+// of value i at words[(1 + 2 S)(i - i % 16) + 16 k + i % 16]) against the thresholds.
 void integer_noise_from_words(uintptr_t words, int segments, uintptr_t multipliers,
                               uintptr_t starts, uintptr_t window_log2,
                               uintptr_t guide_bits, uintptr_t guide_starts, uintptr_t guide,

@@ -1,6 +1,6 @@
 // CPU exact integer noise (synthcore/dp_noise.hpp). Per chunk of values: the ChaCha20
-// words, then for 16 values side by side each segment's guided search over its 96-bit
-// survival thresholds. Fixed work per value: the same words, steps and loads whatever
+// words, then for 16 values side by side each segment's guided search over its
+// survival thresholds (95-bit, stored doubled; U = 2 V + sign). Fixed work per value: the same words, steps and loads whatever
 // the data or the values drawn (which table entries are loaded does depend on the
 // noise; batching many values per call is what hides that from a timing observer).
 #include "synthcore/dp_noise.hpp"
@@ -23,6 +23,7 @@ namespace {
 constexpr size_t kValues = 256;  // per chunk of keystream
 constexpr size_t kLanes = 16;    // values searched side by side
 constexpr size_t kGroup = 16;    // values per word-interleaved group (dp_noise.py GROUP)
+constexpr size_t kStreamingValues = size_t{1} << 17;  // 1 MiB of int64 output
 static_assert(kLanes == kGroup && kValues % kGroup == 0, "chunks of whole groups");
 
 // The guide bucket of a 96-bit uniform. m > 0: sh 2^m + (U >> sh), sh = max(log2 U - m, 0)
@@ -63,13 +64,14 @@ struct NoiseIo {
   const double* xf;
   double* outf;
   double r;
+  bool stream_out;  // integer output larger than the caches: streaming stores (AVX-512)
 };
 
 // Values first .. first + n - 1 (first a multiple of kGroup): word k of value 16 g + j
 // is stream word (g per + k) 16 + j, so a chunk of whole groups is one contiguous range.
 SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                            const NoiseTables& tb, const NoiseIo& io, size_t first, size_t n) {
-  const size_t per = 1 + 3 * static_cast<size_t>(tb.segments);
+  const size_t per = 1 + 2 * static_cast<size_t>(tb.segments);
   std::vector<uint32_t> words(kValues * per);
   for (size_t c = 0; c < n; c += kValues) {
     const size_t m = std::min(kValues, n - c);
@@ -85,9 +87,9 @@ SC_CLONES void noise_range(const ChachaKey& key, uint64_t stream, uint64_t word_
         uint64_t u_hi[kLanes] = {};
         uint32_t u_lo[kLanes] = {};
         for (size_t l = 0; l < lanes; ++l) {
-          const uint32_t* w = group + kGroup * (1 + 3 * s) + l;
+          const uint32_t* w = group + kGroup * (1 + 2 * s) + l;
           u_hi[l] = (static_cast<uint64_t>(w[0]) << 32) | w[kGroup];
-          u_lo[l] = w[2 * kGroup];
+          u_lo[l] = group[l];  // word 0, shared: the sign and the low bits of every U
         }
         search_segment(tb.t_hi + tb.starts[s], tb.t_lo + tb.starts[s],
                        tb.guide + tb.guide_starts[s], tb.guide_bits[s], tb.window_log2[s], u_hi,
@@ -127,11 +129,12 @@ struct Uniform8 {
   __m512i lo;  // bits 31..0
 };
 
-// U of eight values from their three words (one vector of each: the group layout).
-SC_AVX512 SC_ALWAYS_INLINE Uniform8 load_uniforms(__m256i w0, __m256i w1, __m256i w2) {
+// U of eight values from the segment's two words and the shared word 0 (one vector of
+// each: the group layout).
+SC_AVX512 SC_ALWAYS_INLINE Uniform8 load_uniforms(__m256i w0, __m256i w1, __m512i shared) {
   return {_mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(w0), 32),
                           _mm512_cvtepu32_epi64(w1)),
-          _mm512_cvtepu32_epi64(w2)};
+          shared};
 }
 
 SC_AVX512 SC_ALWAYS_INLINE __m256i half_of(const uint32_t* group_word, int k) {
@@ -188,7 +191,7 @@ static_assert(8 * kVectors == kGroup, "a group per iteration");
 SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                                   const NoiseTables& tb, const uint64_t* fused,
                                   const NoiseIo& io, size_t first, size_t n) {
-  const size_t per = 1 + 3 * static_cast<size_t>(tb.segments);
+  const size_t per = 1 + 2 * static_cast<size_t>(tb.segments);
   std::vector<uint32_t> words(kValues * per);
   alignas(64) int64_t z[kValues];
   for (size_t c = 0; c < n; c += kValues) {
@@ -198,18 +201,20 @@ SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_
                        groups * kGroup * per);
     for (size_t g = 0; g < groups; ++g) {
       const uint32_t* group = words.data() + g * kGroup * per;
-      __m512i head[kVectors], higher[kVectors];
-      for (int k = 0; k < kVectors; ++k) higher[k] = _mm512_setzero_si512();
+      __m512i head[kVectors], higher[kVectors], shared[kVectors];
+      for (int k = 0; k < kVectors; ++k) {
+        higher[k] = _mm512_setzero_si512();
+        shared[k] = _mm512_cvtepu32_epi64(half_of(group, k));
+      }
       for (int s = 0; s < tb.segments; ++s) {
         const uint64_t* th = tb.t_hi + tb.starts[s];
         const uint32_t* tl = tb.t_lo + tb.starts[s];
         const uint64_t* guide = fused + 2 * tb.guide_starts[s];
         const int gm = tb.guide_bits[s], w = tb.window_log2[s];
         const __m512i mult = _mm512_set1_epi64(tb.multipliers[s]);
-        const uint32_t* sw = group + kGroup * (1 + 3 * s);
+        const uint32_t* sw = group + kGroup * (1 + 2 * s);
         for (int k = 0; k < kVectors; ++k) {
-          const Uniform8 u = load_uniforms(half_of(sw, k), half_of(sw + kGroup, k),
-                                           half_of(sw + 2 * kGroup, k));
+          const Uniform8 u = load_uniforms(half_of(sw, k), half_of(sw + kGroup, k), shared[k]);
           const __m512i x = search8(th, tl, guide, gm, w, u);
           if (s == 0) head[k] = x;
           else higher[k] = _mm512_add_epi64(higher[k], _mm512_mullo_epi64(mult, x));
@@ -218,8 +223,7 @@ SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_
       for (int k = 0; k < kVectors; ++k) {
         const __mmask8 nonzero = _mm512_test_epi64_mask(head[k], head[k]);
         const __m512i a = _mm512_mask_add_epi64(head[k], nonzero, head[k], higher[k]);
-        const __mmask8 negative = _mm256_test_epi32_mask(half_of(group, k),
-                                                         _mm256_set1_epi32(1));
+        const __mmask8 negative = _mm512_test_epi64_mask(shared[k], _mm512_set1_epi64(1));
         _mm512_store_si512(z + g * kGroup + 8 * k,
                            _mm512_mask_sub_epi64(a, negative, _mm512_setzero_si512(), a));
       }
@@ -230,10 +234,22 @@ SC_AVX512 void noise_range_avx512(const ChachaKey& key, uint64_t stream, uint64_
         const int64_t grid = static_cast<int64_t>(std::nearbyint(io.xf[i0 + i] / io.r));
         io.outf[i0 + i] = static_cast<double>(grid + z[i]) * io.r;
       }
+    } else if (io.stream_out) {
+      // a large output: streaming stores, no read-for-ownership of lines about to be
+      // overwritten (and no eviction of the tables for them)
+      int64_t* o = io.out + i0;
+      const int64_t* xi = io.x + i0;
+      size_t i = 0;
+      for (; i < m && (reinterpret_cast<uintptr_t>(o + i) & 63); ++i) o[i] = xi[i] + z[i];
+      for (; i + 8 <= m; i += 8)
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(o + i),
+                            _mm512_add_epi64(_mm512_loadu_si512(xi + i), _mm512_load_si512(z + i)));
+      for (; i < m; ++i) o[i] = xi[i] + z[i];
     } else {
       for (size_t i = 0; i < m; ++i) io.out[i0 + i] = io.x[i0 + i] + z[i];
     }
   }
+  _mm_sfence();
 }
 
 bool use_avx512() {
@@ -302,7 +318,7 @@ void noise_groups(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
 void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                    const NoiseTables& tables, const int64_t* x, int64_t* out, size_t n,
                    int num_threads) {
-  const NoiseIo io{x, out, nullptr, nullptr, 0.0};
+  const NoiseIo io{x, out, nullptr, nullptr, 0.0, n >= kStreamingValues};
   const std::vector<uint64_t> fused = fused_guide(tables, n);
   noise_groups(key, stream, word_offset, tables, fused, io, n, num_threads);
 }
@@ -310,7 +326,7 @@ void integer_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
 void grid_float_noise(const ChachaKey& key, uint64_t stream, uint64_t word_offset,
                       const NoiseTables& tables, const double* x, double granularity,
                       double* out, size_t n, int num_threads) {
-  const NoiseIo io{nullptr, nullptr, x, out, granularity};
+  const NoiseIo io{nullptr, nullptr, x, out, granularity, false};
   const std::vector<uint64_t> fused = fused_guide(tables, n);
   noise_groups(key, stream, word_offset, tables, fused, io, n, num_threads);
 }

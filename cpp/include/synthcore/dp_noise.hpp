@@ -1,11 +1,13 @@
 // Exact integer DP noise (discrete Laplace, discrete Gaussian) from the ChaCha20 word
 // stream. python/synthcore/_reference/dp_noise.py is the definition and the oracle.
-// Each value reads 1 + 3 S words: a sign word, then one 96-bit uniform U per segment;
-// values go in groups of 16, word-interleaved (word k of value 16 g + j is stream word
-// (g (1 + 3 S) + k) 16 + j), so n values take 16 ceil(n / 16) (1 + 3 S) words.
+// Each value reads 1 + 2 S words: word 0, c, is shared (bit 0 the sign), then 64 bits
+// per segment; segment s searches the 96-bit U_s = (w[1 + 2 s] 2^32 + w[2 + 2 s]) 2^32 + c
+// against thresholds T_k = 2 floor(P(X >= k) 2^95) (even, so the sign bit never decides
+// a comparison). Values go in groups of 16, word-interleaved (word k of value 16 g + j is
+// stream word (g (1 + 2 S) + k) 16 + j), so n values take 16 ceil(n / 16) (1 + 2 S) words.
 // Per segment: a guide bucket from U's top bits (2^m buckets per octave) gives the
 // count of thresholds above the bucket, then W branch-free binary-search steps over the
-// decreasing 96-bit survival thresholds finish the count X;
+// decreasing thresholds finish the count X;
 // |Z| = X_0 + [X_0 > 0] sum_{s >= 1} multiplier_s X_s. The work per value depends only
 // on the tables, i.e. on the scale.
 #pragma once
@@ -25,7 +27,7 @@ struct NoiseTables {
                                  // m < 0: 2^-m linear buckets (top bits of U)
   const int64_t* guide_starts;   // [segments] first guide entry of each segment
   const int32_t* guide;          // thresholds above each bucket
-  const uint64_t* t_hi;          // bits 95..32 of the thresholds
+  const uint64_t* t_hi;          // bits 95..32 of the (doubled) thresholds
   const uint32_t* t_lo;          // bits 31..0
 };
 

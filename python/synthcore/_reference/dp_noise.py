@@ -1,56 +1,76 @@
 """Exact integer DP noise from ChaCha20 words, in NumPy (mirrors cpp/src/dp_noise.cpp).
 
-Every sampler here is an inverse-CDF search: a 96-bit uniform U (three keystream
-words, U = w0 2^64 + w1 2^32 + w2) is compared against a table of decreasing 96-bit
-*survival thresholds* T_k = floor(P(X >= k) 2^96), k = 1 .. len, and X = #{k : U < T_k}.
-P(X >= k) is then T_k / 2^96, within 2^-96 of the exact value, so one search is within
-total variation len * 2^-96 of the exact distribution. The thresholds are computed in
-exact fixed-point integer arithmetic (Python ints, 256 fractional bits), never in floats.
-The search is guided (Chen and Asau's guide table, made fixed-work): the top bits of U
-pick a bucket, b = sh 2^m + (U >> sh) with sh = max(bitlength(U) - 1 - m, 0) (a
-float-like index: 2^m buckets per octave of U, so linear near U ~ 1 and logarithmic in
-the tails where geometric and Gaussian survivals live); a per-bucket table holds the
-count of thresholds above the bucket, and a branch-free binary search of exactly W steps
-finishes inside a window of 2^W entries, W = ceil(log2(largest bucket range + 1)). The
-table is padded with 2^W zeros (near-uniform tables, the low digits of a large-scale
-geometric, use linear buckets instead: the top bits of U). Every value does the same index arithmetic, one guide
-load and W steps, whatever U is.
+Every sampler here is an inverse-CDF search: a 95-bit uniform V is compared against a
+table of decreasing 95-bit *survival thresholds* floor(P(X >= k) 2^95), k = 1 .. len, and
+X = #{k : V < floor(P(X >= k) 2^95)}. P(X >= k) is then within 2^-95 of the exact value,
+so one search is within total variation len * 2^-95 of the exact distribution. The
+thresholds are computed in exact fixed-point integer arithmetic (Python ints, 256
+fractional bits), never in floats.
 
-A noise value is built from *segments* (one search each) and one sign word. Values go
-in groups of GROUP = 16, word-interleaved: word k of value i = 16 g + j is stream word
-(g per + k) 16 + j (per = words_per_value), so that each keystream block holds one word
-of sixteen consecutive values (the CPU loads them as one vector, no gathers):
+The tables hold them doubled, T_k = 2 floor(P(X >= k) 2^95) (even 96-bit numbers), and
+the search compares the 96-bit number U = 2 V + sign bit: U < T_k exactly when V <
+T_k / 2, so the sign bit, U's lowest, never changes a comparison. The search is guided
+(Chen and Asau's guide table, made fixed-work): the top bits of U pick a bucket, b = sh
+2^m + (U >> sh) with sh = max(bitlength(U) - 1 - m, 0) (a float-like index: 2^m buckets
+per octave of U, so linear near U ~ 1 and logarithmic in the tails where geometric and
+Gaussian survivals live); a per-bucket table holds the count of thresholds above the
+bucket, and a branch-free binary search of exactly W steps finishes inside a window of
+2^W entries, W = ceil(log2(largest bucket range + 1)). The table is padded with 2^W
+zeros (near-uniform tables, the low digits of a large-scale geometric, use linear
+buckets instead: the top bits of U). Every value does the same index arithmetic, one
+guide load and W steps, whatever U is.
 
-    word 0            sign (bit 0)
-    words 1 + 3 s ..  the uniform of segment s
+A noise value is built from *segments* (one search each). Each value reads per = 1 + 2 S
+words: word 0 is shared, c (its bit 0 the sign, its bits 31..1 the low 31 bits of every
+segment's V), and segment s has its own 64 bits, words 1 + 2 s and 2 + 2 s:
+
+    U_s = (w[1 + 2 s] 2^32 + w[2 + 2 s]) 2^32 + c      (= 2 V_s + sign)
     |Z| = X_0 + [X_0 > 0] * sum_{s >= 1} multiplier_s * X_s
-    Z   = -|Z| if the sign bit is set, else |Z|
+    Z   = -|Z| if c is odd, else |Z|
+
+Sharing c makes the segments' searches dependent only when two or more of them hit a
+threshold's top 64 bits exactly: X_s depends on c only if w_s equals the top 64 bits of
+one of its e_s thresholds (probability <= e_s 2^-64), so the joint law differs from that
+of independent 95-bit uniforms by at most sum_{s < t} e_s e_t 2^-128 in total variation
+(given the 64-bit parts, the laws agree unless two segments tie). The sign (bit 0) is
+independent of bits 31..1.
+
+Values go in groups of GROUP = 16, word-interleaved: word k of value i = 16 g + j is
+stream word (g per + k) 16 + j, so that each keystream block holds one word of sixteen
+consecutive values (the CPU loads them as one vector, no gathers).
 
 * Discrete Laplace, P(Z = z) ∝ q^|z|, q = exp(-1/t). Scales up to ~940: one segment,
-  the survival of |Z|, P(|Z| >= k) = 2 q^k / (1 + q), cut below 2^-100. Larger scales:
-  |Z| - 1, given Z != 0 (probability 2q / (1 + q)), is geometric with ratio q, written
-  in base M = 2^12 with independent digits (memorylessness): digit l is a geometric of
-  ratio q^(M^l) truncated to [0, M), the top digit untruncated but cut where its
-  survival falls below 2^-100 (a tail of mass <= 2^-100, dropped). The head segment
-  X_0 is 0 for Z = 0 and 1 + digit 0 otherwise, so the zero test and the lowest digit
-  share one uniform; higher digits count only when X_0 > 0.
+  the survival of |Z|, P(|Z| >= k) = 2 q^k / (1 + q), cut below 2^-100 (3 words). Larger
+  scales: |Z| - 1, given Z != 0 (probability 2q / (1 + q)), is geometric with ratio q,
+  written in digits with multipliers 1, 2^9, 2^9 4096, ... (memorylessness: the digits
+  are independent): the lowest is a geometric of ratio q truncated to [0, 2^9), the
+  middle ones of ratio q^multiplier truncated to [0, 4096), the top one untruncated but
+  cut where its survival falls below 2^-100 (a tail of mass <= 2^-100, dropped; it has at
+  most 2^16 entries, which sets the number of digits). The head segment X_0 is 0 for
+  Z = 0 and 1 + digit 0 otherwise, so the zero test and the lowest digit share one
+  uniform; higher digits count only when X_0 > 0. Two segments (5 words) up to scale
+  ~4.8e5; the small head (513 entries) keeps both searches' guides in L1 up to ~1e5.
 * Discrete Gaussian, P(Z = z) ∝ exp(-z^2 / (2 sigma^2)) (Canonne-Kamath-Steinke): one
   segment, the survival of |Z| (P(|Z| >= k) = 2 sum_{z >= k} p_z / S), cut at the k
   where it falls below 2^-100.
 
-Each table's total-variation bound (entries * 2^-96 plus the dropped tails) is returned
-with it; mechanisms.py charges it as delta.
+Each table's total-variation bound (sum_s e_s 2^-95, plus the dropped tail, plus the
+shared-word term above), computed exactly and rounded up, is returned with it;
+mechanisms.py charges it as delta.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-UNIFORM_BITS = 96
+UNIFORM_BITS = 96      # randomized response and permute-and-flip: 96-bit uniforms
+THRESHOLD_BITS = 95    # noise tables: 95-bit survival thresholds (stored doubled)
 TAIL_BITS = 100        # tails of mass <= 2^-100 are cut
-DIGIT_BITS = 12        # discrete Laplace digits are base 2^12
+DIGIT_BITS = 12        # discrete Laplace digits are base 2^12 ...
+HEAD_DIGIT_BITS = 9    # ... but the lowest, which shares the head table, is base 2^9
 FRACTION_BITS = 256    # fixed-point precision of the threshold computation
 MAX_LAPLACE_SCALE = 2.0 ** 52
 MAX_GAUSSIAN_SIGMA = 1.0e5
@@ -81,7 +101,7 @@ class NoiseTables:
 
     @property
     def words_per_value(self) -> int:
-        return 1 + 3 * self.segments
+        return 1 + 2 * self.segments
 
     def words_for(self, n: int) -> int:
         """Keystream words that n values take: whole groups of GROUP values."""
@@ -111,15 +131,28 @@ def _split96(values):
 
 
 def _pack(survivals, one: int):
-    """96-bit thresholds floor(s 2^96) of fixed-point survivals s / one, cut at the first 0.
-    Returns (hi uint64, lo uint32)."""
+    """Thresholds 2 floor(s 2^95) (95-bit, doubled) of fixed-point survivals s / one, cut
+    at the first 0. Returns (hi uint64, lo uint32)."""
     values = []
     for s in survivals:
-        v = (s << UNIFORM_BITS) // one
+        v = (s << THRESHOLD_BITS) // one
         if v == 0:
             break
-        values.append(min(v, (1 << UNIFORM_BITS) - 1))
+        values.append(2 * min(v, (1 << THRESHOLD_BITS) - 1))
     return _split96(values)
+
+
+def noise_tv_bound(entries) -> float:
+    """Total variation of a sampler with tables of ``entries`` thresholds per segment from
+    the exact law: each 95-bit floor moves a survival by < 2^-95, the cut tail is <=
+    2^-100, and the shared low word costs sum_{s < t} e_s e_t 2^-128 (module docstring).
+    Computed exactly, rounded up to a float."""
+    e = [int(v) for v in entries]
+    exact = Fraction(sum(e), 1 << THRESHOLD_BITS) + Fraction(1, 1 << TAIL_BITS)
+    exact += Fraction(sum(e[i] * e[j] for i in range(len(e)) for j in range(i + 1, len(e))),
+                      1 << 128)
+    tv = float(exact)
+    return tv if Fraction(tv) >= exact else math.nextafter(tv, math.inf)
 
 
 MAX_GUIDE_BITS = 10
@@ -231,33 +264,35 @@ def laplace_tables(scale: float) -> NoiseTables:
         # small scales: one table over |Z|, P(|Z| >= k) = 2 q^k / (1 + q) for k >= 1
         survivals = _fixed_powers(_fixed(2 * q / (1 + q)), _fixed(q), int(need) + 2)
         hi, lo = _pack(survivals, one)
-        tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-        return _assemble("discrete_laplace", scale, [_segment(1, hi, lo)], tv)
+        return _assemble("discrete_laplace", scale, [_segment(1, hi, lo)],
+                         noise_tv_bound([hi.size]))
     parts = []
-    base = 1 << DIGIT_BITS
-    levels = 1   # base^L >= need: the top digit's tail <= 2^-100
-    while mpmath.mpf(base) ** levels < need:
-        levels += 1
-    entries_total = 0
+    head_base, base = 1 << HEAD_DIGIT_BITS, 1 << DIGIT_BITS
+    # multipliers 1, 2^9, 2^9 4096, ...: the head digit, then base-4096 digits, the top one
+    # untruncated, with count = need / multiplier + 2 <= SINGLE_TABLE_ENTRIES entries
+    # (its ratio r = q^multiplier has r^count < 2^-100: the tail beyond it is cut)
+    multipliers = [1, head_base]
+    while need / multipliers[-1] + 2 > SINGLE_TABLE_ENTRIES:
+        multipliers.append(multipliers[-1] * base)
+    entries = []
     nonzero = _fixed(2 * q / (1 + q))            # P(Z != 0)
-    for level in range(levels):
-        ratio = _fixed(mpmath.exp(-mpmath.mpf(base) ** level / t))
-        top = level == levels - 1
-        powers = _fixed_powers(one, ratio, base + 1)
-        if top:
-            survivals = powers[1:base + 1]
-        else:  # truncated to [0, base): P(D >= k) = (r^k - r^base) / (1 - r^base)
-            r_top = powers[base]
-            survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:base]]
+    for level, mult in enumerate(multipliers):
+        ratio = _fixed(mpmath.exp(-mpmath.mpf(mult) / t))
+        if level == len(multipliers) - 1:   # P(D >= k) = r^k
+            survivals = _fixed_powers(ratio, ratio, int(need / mult) + 2)
+        else:  # truncated to [0, d): P(D >= k) = (r^k - r^d) / (1 - r^d)
+            digit = head_base if level == 0 else base
+            powers = _fixed_powers(one, ratio, digit + 1)
+            r_top = powers[digit]
+            survivals = [((p - r_top) << FRACTION_BITS) // (one - r_top) for p in powers[1:digit]]
         if level == 0:
             # the head: X = 0 for Z = 0, else 1 + digit 0, so P(X >= j) = P(Z != 0)
             # P(d0 >= j - 1); the zero test and the lowest digit share one uniform
             survivals = [nonzero] + [nonzero * s_k >> FRACTION_BITS for s_k in survivals]
         hi, lo = _pack(survivals, one)
-        entries_total += hi.size
-        parts.append(_segment(base ** level, hi, lo))
-    tv = entries_total * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-    return _assemble("discrete_laplace", scale, parts, tv)
+        entries.append(hi.size)
+        parts.append(_segment(mult, hi, lo))
+    return _assemble("discrete_laplace", scale, parts, noise_tv_bound(entries))
 
 
 def _gaussian_cut(sigma) -> float:
@@ -268,7 +303,7 @@ def _gaussian_cut(sigma) -> float:
 def gaussian_tv_bound(sigma: float) -> float:
     """An upper bound on ``gaussian_tables(sigma).tv_bound``, known before the table is
     built (it grows with sigma): for calibrating delta."""
-    return (_gaussian_cut(sigma) + 4) * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
+    return noise_tv_bound([math.ceil(_gaussian_cut(sigma)) + 4])
 
 
 def gaussian_tables(sigma: float) -> NoiseTables:
@@ -276,7 +311,7 @@ def gaussian_tables(sigma: float) -> NoiseTables:
 
     p_z = exp(-z^2 / (2 sigma^2)) by the recurrence p_{z+1} = p_z a_z, a_z =
     exp(-(2z + 1) / (2 sigma^2)), a_{z+1} = a_z exp(-1 / sigma^2), in 256-bit fixed point
-    (the accumulated rounding, < entries * 2^-250, is far below the 2^-96 resolution).
+    (the accumulated rounding, < entries * 2^-250, is far below the 2^-95 resolution).
     """
     import mpmath
     sigma = float(sigma)
@@ -305,9 +340,9 @@ def gaussian_tables(sigma: float) -> NoiseTables:
     total = 2 * tail[0] - p[0]             # S = p_0 + 2 sum_{z >= 1} p_z (up to the cut)
     survivals = [2 * tail[k] for k in range(1, len(p))]
     hi, lo = _pack(survivals, total)
-    # the cut tail beyond z_max is < 2^-100; the table's floors cost entries * 2^-96
-    tv = hi.size * 2.0 ** -UNIFORM_BITS + 2.0 ** -TAIL_BITS
-    return _assemble("discrete_gaussian", sigma, [_segment(1, hi, lo)], tv)
+    # the cut tail beyond z_max is < 2^-100; the table's floors cost entries * 2^-95
+    return _assemble("discrete_gaussian", sigma, [_segment(1, hi, lo)],
+                     noise_tv_bound([hi.size]))
 
 
 def survival_search(u_hi, u_lo, t_hi, t_lo, guide, m: int, w: int) -> np.ndarray:
@@ -331,10 +366,10 @@ def noise(tables: NoiseTables, words, n: int) -> np.ndarray:
     w = w.reshape(-1, per)[:n].astype(np.uint64)
     head = None
     higher = np.zeros(w.shape[0], dtype=np.int64)
+    u_lo = w[:, 0].astype(np.uint32)   # shared: the sign and every V's low 31 bits
     for s in range(tables.segments):
-        c = 1 + 3 * s
+        c = 1 + 2 * s
         u_hi = (w[:, c] << np.uint64(32)) | w[:, c + 1]
-        u_lo = w[:, c + 2].astype(np.uint32)
         start = int(tables.starts[s])
         m = int(tables.guide_bits[s])
         g0 = int(tables.guide_starts[s])
