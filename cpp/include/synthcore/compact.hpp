@@ -24,6 +24,18 @@ struct CompactColumns {
 size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactColumns& cols,
                     int64_t* positions, int64_t base, int num_threads);
 
+// One block of rows, one thread: the rows i < m with mask[i] != 0 (`kept` of them,
+// counted by the caller) of a column of `itemsize` (1, 2, 4 or 8) bytes, in order, to
+// out[0 .. kept); returns kept. Nothing is written past out[kept - 1], so other threads
+// may be writing the rows right after. AVX-512 compress where the CPU has it (8 or 16
+// rows per instruction), else scalar.
+size_t compact_block(const uint8_t* mask, size_t m, size_t kept, const void* in, void* out,
+                     int itemsize);
+
+// Same for row numbers: out[j] = first + (the j-th kept i).
+size_t compact_block_positions(const uint8_t* mask, size_t m, size_t kept, int64_t first,
+                               int64_t* out);
+
 // Rows with a non-zero mask byte, counted with num_threads threads.
 size_t count_mask(const uint8_t* mask, size_t n, int num_threads);
 
