@@ -203,3 +203,28 @@ def test_native_rules_filter_checks_its_outputs():
     assert call([x], [out], pos) == 50
     assert out[:50].tolist() == list(range(50, 100)) and pos[:50].tolist() == list(range(50, 100))
     assert (out[50:] == -1).all() and (pos[50:] == -1).all()   # nothing past the kept rows
+
+
+@pytest.mark.parametrize("m", [0, 1, 7, 63, 64, 65, 130, 1000, 8192])
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+def test_compact_block_each_isa_and_dtype(m, density):
+    core = synthcore._backend.core_module()
+    if core is None:
+        pytest.skip("the native module was not built")
+    rng = np.random.default_rng(m + int(density * 10))
+    mask = (rng.random(m) < density).astype(np.uint8) * rng.integers(1, 256, m).astype(np.uint8)
+    if m >= 130 and 0 < density < 1:
+        mask[:64] = 1                            # a run all kept, then one all rejected
+        mask[64:128] = 0
+    index = np.flatnonzero(mask)
+    for dtype in (np.float64, np.int64, np.float32, np.int32, np.int16, np.uint8, np.bool_):
+        col = (rng.random(m) * 100).astype(dtype)
+        for isa in core.compact_block_isas():
+            out = np.full(m + 8, 7, dtype=dtype)
+            pos = np.full(m + 8, -5, dtype=np.int64)
+            assert core.compact_block(mask, col, out, pos, 1000, isa) == len(index)
+            assert np.array_equal(out[:len(index)], col[index]), (dtype, isa)
+            assert np.array_equal(pos[:len(index)], index + 1000), isa
+            # nothing written past the kept rows: other threads own what follows
+            assert (out[len(index):] == np.array(7, dtype=dtype)).all(), (dtype, isa)
+            assert (pos[len(index):] == -5).all(), isa

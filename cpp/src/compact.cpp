@@ -172,32 +172,53 @@ const bool kAvx512 = detect_avx512();
 
 }  // namespace
 
-size_t compact_block(const uint8_t* mask, size_t m, size_t kept, const void* in, void* out,
-                     int itemsize) {
+bool compact_block_has_avx512() {
 #ifdef SC_COMPACT_AVX512
-  if (kAvx512 && itemsize == 8)
+  return kAvx512;
+#else
+  return false;
+#endif
+}
+
+size_t compact_block_with(bool avx512, const uint8_t* mask, size_t m, size_t kept,
+                          const void* in, void* out, int itemsize) {
+#ifdef SC_COMPACT_AVX512
+  if (avx512 && kAvx512 && itemsize == 8)
     return compact8_avx512(mask, m, kept, static_cast<const uint64_t*>(in),
                            static_cast<uint64_t*>(out));
-  if (kAvx512 && itemsize == 4)
+  if (avx512 && kAvx512 && itemsize == 4)
     return compact4_avx512(mask, m, kept, static_cast<const uint32_t*>(in),
                            static_cast<uint32_t*>(out));
 #endif
+  (void)avx512;
+  (void)kept;
   const size_t last = last_kept(mask, 0, m);
   if (last == m) return 0;
   gather_column(itemsize, mask, 0, last, in, out);
   return count_range(mask, 0, last + 1);
 }
 
+size_t compact_block_positions_with(bool avx512, const uint8_t* mask, size_t m, size_t kept,
+                                    int64_t first, int64_t* out) {
+#ifdef SC_COMPACT_AVX512
+  if (avx512 && kAvx512) return positions_avx512(mask, m, kept, first, out);
+#endif
+  (void)avx512;
+  (void)kept;
+  size_t k = 0;
+  for (size_t i = 0; i < m; ++i)
+    if (mask[i]) out[k++] = first + static_cast<int64_t>(i);
+  return k;
+}
+
+size_t compact_block(const uint8_t* mask, size_t m, size_t kept, const void* in, void* out,
+                     int itemsize) {
+  return compact_block_with(true, mask, m, kept, in, out, itemsize);
+}
+
 size_t compact_block_positions(const uint8_t* mask, size_t m, size_t kept, int64_t first,
                                int64_t* out) {
-#ifdef SC_COMPACT_AVX512
-  if (kAvx512) return positions_avx512(mask, m, kept, first, out);
-#endif
-  size_t k = 0;
-  for (size_t i = 0; i < m; ++i) {
-    if (mask[i]) out[k++] = first + static_cast<int64_t>(i);
-  }
-  return k;
+  return compact_block_positions_with(true, mask, m, kept, first, out);
 }
 
 size_t count_mask(const uint8_t* mask, size_t n, int num_threads) {
@@ -276,20 +297,17 @@ size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactCo
           for (size_t i = r0; i < r1; ++i)
             if (mask[i] && ++seen == take) { last = i; break; }
         }
+        // rows r0 .. last hold exactly `take` kept rows
         for (int k = 0; k < cols.n_columns; ++k) {
           if (in_place[k]) continue;
           const int s = cols.itemsize[k];
-          gather_column(s, mask, r0, last, static_cast<const char*>(cols.in[k]),
-                        static_cast<char*>(cols.out[k]) + offsets[p] * s);
+          compact_block(mask + r0, last + 1 - r0, take,
+                        static_cast<const char*>(cols.in[k]) + r0 * s,
+                        static_cast<char*>(cols.out[k]) + offsets[p] * s, s);
         }
-        if (positions) {
-          int64_t* o = positions + offsets[p];
-          size_t j = 0;
-          for (size_t i = r0; i <= last; ++i) {
-            o[j] = base + static_cast<int64_t>(i);
-            j += mask[i] != 0;
-          }
-        }
+        if (positions)
+          compact_block_positions(mask + r0, last + 1 - r0, take,
+                                  base + static_cast<int64_t>(r0), positions + offsets[p]);
       }
     });
   }

@@ -688,7 +688,7 @@ struct FilterPass {
   int64_t* positions;
   int64_t base;
   uint8_t* mask;
-  size_t n, n_blocks;
+  size_t n, n_blocks, block;
   std::atomic<size_t> next{0};
   std::unique_ptr<std::atomic<int64_t>[]> block_kept;  // -1 until counted
   std::vector<size_t> offset;                          // valid below the frontier
@@ -699,7 +699,7 @@ struct FilterPass {
 };
 
 void compact_block_rows(const FilterPass& s, size_t b) {
-  const size_t r0 = b * kBlock, m = std::min(kBlock, s.n - r0), at = s.offset[b];
+  const size_t r0 = b * s.block, m = std::min(s.block, s.n - r0), at = s.offset[b];
   const size_t kept = static_cast<size_t>(s.block_kept[b].load(std::memory_order_relaxed));
   if (kept == 0) return;
   const uint8_t* mk = s.mask + r0;
@@ -716,9 +716,10 @@ void compact_block_rows(const FilterPass& s, size_t b) {
 // One worker's blocks whose offsets were not known when their masks were done, oldest
 // first; they are compacted as soon as the frontier passes them (usually after the
 // worker's next block, while their columns are still in L2/L3).
+constexpr int kPending = 4;
 struct FilterWorker {
   FilterPass* s;
-  size_t pending[4];
+  size_t pending[kPending];
   int n_pending = 0;
 };
 
@@ -726,8 +727,8 @@ bool filter_next(void* ctx, size_t* r0, size_t* m) {
   FilterPass* s = static_cast<FilterWorker*>(ctx)->s;
   const size_t b = s->next.fetch_add(1);
   if (b >= s->n_blocks) return false;
-  *r0 = b * kBlock;
-  *m = std::min(kBlock, s->n - *r0);
+  *r0 = b * s->block;
+  *m = std::min(s->block, s->n - *r0);
   return true;
 }
 
@@ -767,7 +768,7 @@ void flush_pending(FilterWorker& w, bool drain) {
 void filter_done(void* ctx, size_t r0, size_t m) {
   FilterWorker& w = *static_cast<FilterWorker*>(ctx);
   FilterPass* s = w.s;
-  const size_t b = r0 / kBlock;
+  const size_t b = r0 / s->block;
   const uint8_t* mk = s->mask + r0;
   uint32_t kept = 0;
   for (size_t i = 0; i < m; ++i) kept += mk[i] != 0;
@@ -785,19 +786,16 @@ void filter_done(void* ctx, size_t r0, size_t m) {
   }
   // The blocks before this one are usually done or a few microseconds from done on
   // the other threads; a block whose offset is not known yet waits for this worker's
-  // next block (a thread the host has descheduled must not stall the others).
-  if (w.n_pending == 4) {
-    const size_t oldest = w.pending[0];
-    if (wait_frontier(*s, oldest)) {
-      flush_pending(w, false);  // compacts the oldest at least
-    } else {
-      s->deferred[oldest] = 1;
-      std::copy(w.pending + 1, w.pending + 4, w.pending);
-      w.n_pending = 3;
-    }
-  }
+  // next blocks, and past kPending - 1 of them for the end of the pass (a thread the
+  // host has descheduled must not stall the others, and spinning would take a core
+  // from it on a loaded machine).
   w.pending[w.n_pending++] = b;
   flush_pending(w, false);
+  if (w.n_pending == kPending) {  // another thread is far behind: never wait for it
+    s->deferred[w.pending[0]] = 1;
+    std::copy(w.pending + 1, w.pending + kPending, w.pending);
+    --w.n_pending;
+  }
 }
 
 }  // namespace
@@ -818,7 +816,8 @@ size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
   s.base = base;
   s.mask = mask;
   s.n = n;
-  s.n_blocks = (n + kBlock - 1) / kBlock;
+  s.block = kBlock;
+  s.n_blocks = (n + s.block - 1) / s.block;
   s.block_kept.reset(new std::atomic<int64_t>[s.n_blocks]);
   for (size_t b = 0; b < s.n_blocks; ++b) s.block_kept[b].store(-1, std::memory_order_relaxed);
   s.offset.assign(s.n_blocks, 0);
@@ -832,7 +831,7 @@ size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
     for (size_t w = w0; w < w1; ++w) {
       std::vector<int64_t> local(std::max(p.n_rules, 1), 0);
       FilterWorker worker{&s, {}, 0};
-      const BlockFeed feed{filter_next, filter_done, &worker, std::min(kBlock, n)};
+      const BlockFeed feed{filter_next, filter_done, &worker, std::min(s.block, n)};
       run_blocks(p, lowered, d, feed, mask, local.data());
       flush_pending(worker, true);
       std::lock_guard<std::mutex> g(count_lock);

@@ -36,6 +36,14 @@ size_t compact_block(const uint8_t* mask, size_t m, size_t kept, const void* in,
 size_t compact_block_positions(const uint8_t* mask, size_t m, size_t kept, int64_t first,
                                int64_t* out);
 
+// The same with the instruction set chosen (avx512 = false: the scalar code that CPUs
+// without AVX-512 run), for tests; whether this CPU has the AVX-512 path.
+size_t compact_block_with(bool avx512, const uint8_t* mask, size_t m, size_t kept,
+                          const void* in, void* out, int itemsize);
+size_t compact_block_positions_with(bool avx512, const uint8_t* mask, size_t m, size_t kept,
+                                    int64_t first, int64_t* out);
+bool compact_block_has_avx512();
+
 // Rows with a non-zero mask byte, counted with num_threads threads.
 size_t count_mask(const uint8_t* mask, size_t n, int num_threads);
 
