@@ -321,7 +321,7 @@ class Rules:
             out.update(derived)
             return out
         if module.startswith("pandas"):
-            out = _filter_pandas(table, mask, backend)
+            out = _filter_pandas(table, mask)
             for k, v in derived.items():
                 out[k] = v
             return out
@@ -387,21 +387,9 @@ def _assemble_pandas(table, values, positions):
     return out.__finalize__(table, method="take")
 
 
-def _filter_pandas(table, mask, backend):
-    """``table.take(np.flatnonzero(mask))``, with the NumPy-backed columns and a
-    RangeIndex gathered natively in one threaded pass (synthcore/_compact.py) and the
-    frame assembled from them without another copy. Other columns (categorical,
-    strings, extension arrays) are taken by pandas. The result is a new frame, as
-    ``take`` gives, with the same columns, dtypes, index and attrs."""
-    import pandas as pd
-    from ._compact import compact_rows
-    if type(table) is not pd.DataFrame or _backend.resolve(backend, arrays=(mask,)) != "cpu":
-        return table.take(np.flatnonzero(mask))
-    native, arrays = _native_pandas_columns(table)
-    mask_u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
-    base = table.index.start if _range_index(table) else 0
-    kept, positions = compact_rows(mask_u8, arrays, positions=True, base=base, backend="cpu")
-    return _assemble_pandas(table, dict(zip(native, kept)), positions)
+def _filter_pandas(table, mask):
+    """The general path (other backends, DataFrame subclasses): pandas' own take."""
+    return table.take(np.flatnonzero(mask))
 
 
 def _filter_pandas_fused(rules, table, backend):
@@ -410,14 +398,16 @@ def _filter_pandas_fused(rules, table, backend):
     rows of every NumPy-backed column, and their row numbers, are compacted while the
     block is in cache. The outputs are allocated for n rows and shrunk to the kept
     rows afterwards (``ndarray.resize``: realloc, which shrinks in place), so only the
-    pages the kept rows fill are ever touched. The same frame as _filter_pandas gives;
-    None when the cpu backend does not apply (the caller takes the general path)."""
+    pages the kept rows fill are ever touched. The frame equals
+    ``table.take(np.flatnonzero(mask))`` (columns, dtypes, index, attrs) with the
+    derived columns appended; None when the cpu backend does not apply (the caller
+    takes the general path)."""
     import pandas as pd
-    if type(table) is not pd.DataFrame:
+    # a DataFrame's rule columns are NumPy arrays: resolve as for them, before binding
+    if type(table) is not pd.DataFrame or \
+            _backend.resolve(backend, arrays=(np.empty(0),)) != "cpu":
         return None
     program, columns, n = rules.bind(table)
-    if _backend.resolve(backend, arrays=tuple(columns)) != "cpu":
-        return None
     core = _backend.core_module()
     native, arrays = _native_pandas_columns(table)
     base = table.index.start if _range_index(table) else 0
