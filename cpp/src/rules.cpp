@@ -255,8 +255,11 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
   void* const* P = ptr.data();
   const Ins* lcode = lowered.data();
   const size_t n_lowered = lowered.size();
-  size_t r0 = 0, m = 0;
-  while (feed.next(feed.ctx, &r0, &m)) {
+  size_t next_r0 = 0, next_m = 0;
+  while (feed.next(feed.ctx, &next_r0, &next_m)) {
+    // copies whose address never escapes: stores through the uint8_t registers could
+    // otherwise alias them, which keeps the loops below from vectorising
+    const size_t r0 = next_r0, m = next_m;
     uint8_t* mk = mask + r0;
     std::fill_n(mk, m, uint8_t(1));
     for (size_t pc = 0; pc < n_lowered; ++pc) {
