@@ -125,3 +125,106 @@ def test_filter_pandas_duplicate_and_non_string_column_names():
     got = Rules(["x2 > 4"]).filter(df.set_axis(["x2", 0, "x"], axis=1), backend="cpu")
     assert got.columns.tolist() == ["x2", 0, "x"] and got.index.tolist() == [2, 3]
     assert got.to_numpy().tolist() == [[6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]
+
+
+# ---- Rules.filter's fused native pass (rules_filter in cpp/src/rules.cpp) -------------
+
+def _typed_frame(rng, n, u):
+    return pd.DataFrame({
+        "u": u, "f32": rng.random(n).astype(np.float32),
+        "i64": rng.integers(-2**62, 2**62, n), "i32": rng.integers(-9, 9, n).astype(np.int32),
+        "i16": rng.integers(0, 300, n).astype(np.int16),
+        "u8": rng.integers(0, 3, n).astype(np.uint8), "b": rng.random(n) < 0.5,
+        "t": rng.integers(0, 2**60, n).astype("datetime64[ns]"),
+        "d": rng.integers(0, 2**40, n).astype("timedelta64[ns]"),
+        "s": np.array([f"s{i}" for i in range(n)], dtype=object)})
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 8_191, 8_192, 8_193, 3 * 8_192 + 77, 200_003])
+@pytest.mark.parametrize("density", [0.0, 0.03, 0.5, 1.0])
+def test_filter_fused_pass_equals_take(n, density):
+    rng = np.random.default_rng(n * 7 + int(density * 100))
+    u = rng.random(n)
+    if n > 100_000 and 0 < density < 1:
+        u[8_192:3 * 8_192] = 2.0               # whole blocks rejected
+        u[5 * 8_192 + 3:7 * 8_192 - 5] = -1.0  # runs of blocks kept
+    df = _typed_frame(rng, n, u)
+    rules = Rules([f"u < {density}" if density < 1 else "u <= 1", "i16 >= 0"])
+    mask = rules.evaluate(df, backend="numpy").mask
+    want = df.take(np.flatnonzero(mask))
+    for threads in (1, 2, 3, 5):
+        synthcore.set_num_threads(threads)
+        try:
+            got = rules.filter(df, backend="cpu")
+        finally:
+            synthcore.set_num_threads(None)
+        pd.testing.assert_frame_equal(got, want, check_index_type=True)
+
+
+def test_filter_fused_pass_derived_columns_and_index(threads):
+    rng = np.random.default_rng(5)
+    n = 50_000
+    df = pd.DataFrame({"x": rng.random(n), "k": rng.integers(0, 9, n)},
+                      index=pd.RangeIndex(7, 7 + n, name="row"))
+    rules = Rules(["x > 0.3", "y := x * 2", "big := k > 4"])
+    res = rules.evaluate(df, backend="numpy")
+    want = df.take(np.flatnonzero(res.mask))
+    want["y"] = res.derived["y"][res.mask]
+    want["big"] = res.derived["big"][res.mask]
+    got = rules.filter(df, backend="cpu")
+    pd.testing.assert_frame_equal(got, want, check_index_type=True)
+    assert got.index.name == "row" and got.index[0] == 7 + int(np.flatnonzero(res.mask)[0])
+
+
+def test_native_rules_filter_checks_its_outputs():
+    core = synthcore._backend.core_module()
+    if core is None:
+        pytest.skip("the native module was not built")
+    from synthcore.rules import _column_types, _output_types
+    n = 100
+    df = pd.DataFrame({"x": np.arange(n, dtype=np.float64)})
+    rules = Rules(["x >= 50"])
+    program, columns, _ = rules.bind(df)
+    x = columns[0]
+
+    def call(keep, outs, positions=None):
+        return core.rules_filter(program.code, program.n_registers, program.const_f64,
+                                 program.const_i64, columns, _column_types(program), n,
+                                 np.empty(n, np.uint8), np.zeros(1, np.int64), [],
+                                 _output_types(program), keep, outs, positions, 0, 2)
+    with pytest.raises(ValueError, match="room for n rows"):
+        call([x], [np.empty(n - 1)])
+    with pytest.raises(ValueError, match="overlaps an input"):
+        call([x], [x])
+    big = np.empty(2 * n)
+    with pytest.raises(ValueError, match="overlap each other"):
+        call([x, x], [big[:n], big[n // 2:n // 2 + n]])
+    out, pos = np.full(n, -1.0), np.full(n, -1, np.int64)
+    assert call([x], [out], pos) == 50
+    assert out[:50].tolist() == list(range(50, 100)) and pos[:50].tolist() == list(range(50, 100))
+    assert (out[50:] == -1).all() and (pos[50:] == -1).all()   # nothing past the kept rows
+
+
+@pytest.mark.parametrize("m", [0, 1, 7, 63, 64, 65, 130, 1000, 8192])
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+def test_compact_block_each_isa_and_dtype(m, density):
+    core = synthcore._backend.core_module()
+    if core is None:
+        pytest.skip("the native module was not built")
+    rng = np.random.default_rng(m + int(density * 10))
+    mask = (rng.random(m) < density).astype(np.uint8) * rng.integers(1, 256, m).astype(np.uint8)
+    if m >= 130 and 0 < density < 1:
+        mask[:64] = 1                            # a run all kept, then one all rejected
+        mask[64:128] = 0
+    index = np.flatnonzero(mask)
+    for dtype in (np.float64, np.int64, np.float32, np.int32, np.int16, np.uint8, np.bool_):
+        col = (rng.random(m) * 100).astype(dtype)
+        for isa in core.compact_block_isas():
+            out = np.full(m + 8, 7, dtype=dtype)
+            pos = np.full(m + 8, -5, dtype=np.int64)
+            assert core.compact_block(mask, col, out, pos, 1000, isa) == len(index)
+            assert np.array_equal(out[:len(index)], col[index]), (dtype, isa)
+            assert np.array_equal(pos[:len(index)], index + 1000), isa
+            # nothing written past the kept rows: other threads own what follows
+            assert (out[len(index):] == np.array(7, dtype=dtype)).all(), (dtype, isa)
+            assert (pos[len(index):] == -5).all(), isa

@@ -106,6 +106,44 @@ void register_compact(py::module_& m) {
       },
       py::arg("mask").noconvert(), py::arg("columns"), py::arg("outputs"), py::arg("limit"),
       py::arg("positions"), py::arg("base"), py::arg("num_threads"));
+  // test hook: one block compacted with the instruction set named
+  m.def("compact_block_isas", [] {
+    py::list isas;
+    isas.append("scalar");
+    if (C::compact_block_has_avx512()) isas.append("avx512");
+    return isas;
+  });
+  m.def(
+      "compact_block",
+      [](py::array_t<uint8_t, py::array::c_style> mask, py::array column, py::array out,
+         py::array_t<int64_t, py::array::c_style> positions, int64_t first,
+         const std::string& isa) {
+        if (isa != "scalar" && isa != "avx512")
+          throw std::invalid_argument("isa must be scalar or avx512");
+        const size_t m = static_cast<size_t>(mask.size());
+        const int s = static_cast<int>(column.itemsize());
+        if (mask.ndim() != 1 || column.ndim() != 1 || !(column.flags() & py::array::c_style) ||
+            static_cast<size_t>(column.size()) != m || (s != 1 && s != 2 && s != 4 && s != 8))
+          throw std::invalid_argument("column must be a contiguous 1-d array of the mask's "
+                                      "length, 1, 2, 4 or 8 bytes a value");
+        size_t kept = 0;
+        for (size_t i = 0; i < m; ++i) kept += mask.data()[i] != 0;
+        if (out.ndim() != 1 || !(out.flags() & py::array::c_style) || !out.writeable() ||
+            out.itemsize() != column.itemsize() || static_cast<size_t>(out.size()) < kept ||
+            positions.ndim() != 1 || !positions.writeable() ||
+            static_cast<size_t>(positions.size()) < kept ||
+            overlap(span_of(out), span_of(column)) || overlap(span_of(out), span_of(positions)))
+          throw std::invalid_argument("out and positions need room for the kept rows");
+        const bool simd = isa == "avx512";
+        const size_t a = C::compact_block_with(simd, mask.data(), m, kept, column.data(),
+                                               out.mutable_data(), s);
+        const size_t b = C::compact_block_positions_with(simd, mask.data(), m, kept, first,
+                                                         positions.mutable_data());
+        if (a != kept || b != kept) throw std::runtime_error("compact_block: count mismatch");
+        return kept;
+      },
+      py::arg("mask").noconvert(), py::arg("column"), py::arg("out"),
+      py::arg("positions").noconvert(), py::arg("first"), py::arg("isa"));
 }
 
 }  // namespace synthcore::bindings

@@ -7,11 +7,17 @@
 #include "synthcore/rules.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "synthcore/dispatch.hpp"
 #include "synthcore/parallel.hpp"
@@ -216,12 +222,21 @@ std::vector<Ins> lower(const RuleProgram& p) {
   return out;
 }
 
+// The blocks one call of run_blocks evaluates: next() hands them out one at a time
+// (false when there are no more); done(), when set, is told that a block's mask is
+// complete, while the block's columns are still in cache. span: the most rows of a block.
+struct BlockFeed {
+  bool (*next)(void* ctx, size_t* r0, size_t* m);
+  void (*done)(void* ctx, size_t r0, size_t m);
+  void* ctx;
+  size_t span;
+};
+
 SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
-                          const RuleData& d, size_t first, size_t last, uint8_t* mask,
+                          const RuleData& d, const BlockFeed& feed, uint8_t* mask,
                           int64_t* counts) {
   const int nr = p.n_registers;
-  // registers as long as the longest block of this piece (a short table needs less)
-  const size_t span = std::min(kBlock, last - first);
+  const size_t span = feed.span;
   std::vector<uint64_t> storage(static_cast<size_t>(nr) * span);
   std::vector<void*> ptr(nr);
   std::vector<void*> buf(nr);
@@ -240,8 +255,11 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
   void* const* P = ptr.data();
   const Ins* lcode = lowered.data();
   const size_t n_lowered = lowered.size();
-  for (size_t r0 = first; r0 < last; r0 += kBlock) {
-    const size_t m = std::min(kBlock, last - r0);
+  size_t next_r0 = 0, next_m = 0;
+  while (feed.next(feed.ctx, &next_r0, &next_m)) {
+    // copies whose address never escapes: stores through the uint8_t registers could
+    // otherwise alias them, which keeps the loops below from vectorising
+    const size_t r0 = next_r0, m = next_m;
     uint8_t* mk = mask + r0;
     std::fill_n(mk, m, uint8_t(1));
     for (size_t pc = 0; pc < n_lowered; ++pc) {
@@ -589,6 +607,7 @@ SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
 #undef I_CMP
 #undef B_BIN
     }
+    if (feed.done) feed.done(feed.ctx, r0, m);
   }
 }
 
@@ -643,10 +662,192 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
   const std::vector<Ins> lowered = lower(p);
   parallel_for(n_blocks, num_threads, 4, [&](size_t b0, size_t b1) {
     std::vector<int64_t> local(std::max(p.n_rules, 1), 0);
-    run_blocks(p, lowered, d, b0 * kBlock, std::min(n, b1 * kBlock), mask, local.data());
+    struct Range {
+      size_t at, last;
+    } range{b0 * kBlock, std::min(n, b1 * kBlock)};
+    auto next = [](void* ctx, size_t* r0, size_t* m) {
+      Range* g = static_cast<Range*>(ctx);
+      if (g->at >= g->last) return false;
+      *r0 = g->at;
+      *m = std::min(kBlock, g->last - g->at);
+      g->at += *m;
+      return true;
+    };
+    // registers as long as the longest block of this piece (a short table needs less)
+    const BlockFeed feed{next, nullptr, &range, std::min(kBlock, range.last - range.at)};
+    run_blocks(p, lowered, d, feed, mask, local.data());
     std::lock_guard<std::mutex> g(lock);
     for (int k = 0; k < p.n_rules; ++k) counts[k] += local[k];
   });
+}
+
+namespace {
+
+// Shared state of one rules_filter call. Blocks are handed out in row order; each
+// block's kept count is published when its mask is done, and the prefix of published
+// counts (the frontier) gives every block before it its output offset.
+struct FilterPass {
+  const compact::CompactColumns* keep;
+  int64_t* positions;
+  int64_t base;
+  uint8_t* mask;
+  size_t n, n_blocks, block;
+  std::atomic<size_t> next{0};
+  std::unique_ptr<std::atomic<int64_t>[]> block_kept;  // -1 until counted
+  std::vector<size_t> offset;                          // valid below the frontier
+  std::vector<uint8_t> deferred;                       // compacted after the pass
+  std::mutex lock;                                     // guards running and offset
+  size_t running = 0;
+  std::atomic<size_t> frontier{0};
+};
+
+void compact_block_rows(const FilterPass& s, size_t b) {
+  const size_t r0 = b * s.block, m = std::min(s.block, s.n - r0), at = s.offset[b];
+  const size_t kept = static_cast<size_t>(s.block_kept[b].load(std::memory_order_relaxed));
+  if (kept == 0) return;
+  const uint8_t* mk = s.mask + r0;
+  const compact::CompactColumns& k = *s.keep;
+  for (int c = 0; c < k.n_columns; ++c) {
+    const size_t w = static_cast<size_t>(k.itemsize[c]);
+    compact::compact_block(mk, m, kept, static_cast<const char*>(k.in[c]) + r0 * w,
+                           static_cast<char*>(k.out[c]) + at * w, k.itemsize[c]);
+  }
+  if (s.positions)
+    compact::compact_block_positions(mk, m, kept, s.base + int64_t(r0), s.positions + at);
+}
+
+// One worker's blocks whose offsets were not known when their masks were done, oldest
+// first; they are compacted as soon as the frontier passes them (usually after the
+// worker's next block, while their columns are still in L2/L3).
+constexpr int kPending = 4;
+struct FilterWorker {
+  FilterPass* s;
+  size_t pending[kPending];
+  int n_pending = 0;
+};
+
+bool filter_next(void* ctx, size_t* r0, size_t* m) {
+  FilterPass* s = static_cast<FilterWorker*>(ctx)->s;
+  const size_t b = s->next.fetch_add(1);
+  if (b >= s->n_blocks) return false;
+  *r0 = b * s->block;
+  *m = std::min(s->block, s->n - *r0);
+  return true;
+}
+
+// Waits up to ~20 us (spinning, never yielding: under load a yield can cost a whole
+// time slice) for the frontier to pass block b.
+bool wait_frontier(const FilterPass& s, size_t b) {
+  if (s.frontier.load(std::memory_order_acquire) > b) return true;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+  for (;;) {
+    for (int t = 0; t < 64; ++t) {
+#if defined(__x86_64__)
+      _mm_pause();
+#endif
+      if (s.frontier.load(std::memory_order_acquire) > b) return true;
+    }
+    if (std::chrono::steady_clock::now() >= until) return false;
+  }
+}
+
+// Compacts the worker's pending blocks that the frontier has passed; with `drain`,
+// waits a little for the others and leaves those still not ready for after the pass.
+void flush_pending(FilterWorker& w, bool drain) {
+  FilterPass& s = *w.s;
+  int kept = 0;
+  for (int i = 0; i < w.n_pending; ++i) {
+    const size_t b = w.pending[i];
+    if (s.frontier.load(std::memory_order_acquire) > b || (drain && wait_frontier(s, b)))
+      compact_block_rows(s, b);
+    else if (drain)
+      s.deferred[b] = 1;
+    else
+      w.pending[kept++] = b;
+  }
+  w.n_pending = kept;
+}
+
+void filter_done(void* ctx, size_t r0, size_t m) {
+  FilterWorker& w = *static_cast<FilterWorker*>(ctx);
+  FilterPass* s = w.s;
+  const size_t b = r0 / s->block;
+  const uint8_t* mk = s->mask + r0;
+  uint32_t kept = 0;
+  for (size_t i = 0; i < m; ++i) kept += mk[i] != 0;
+  s->block_kept[b].store(kept, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> g(s->lock);
+    size_t f = s->frontier.load(std::memory_order_relaxed);
+    for (; f < s->n_blocks; ++f) {
+      const int64_t c = s->block_kept[f].load(std::memory_order_acquire);
+      if (c < 0) break;
+      s->offset[f] = s->running;
+      s->running += static_cast<size_t>(c);
+    }
+    s->frontier.store(f, std::memory_order_release);
+  }
+  // The blocks before this one are usually done or a few microseconds from done on
+  // the other threads; a block whose offset is not known yet waits for this worker's
+  // next blocks, and past kPending - 1 of them for the end of the pass (a thread the
+  // host has descheduled must not stall the others, and spinning would take a core
+  // from it on a loaded machine).
+  w.pending[w.n_pending++] = b;
+  flush_pending(w, false);
+  if (w.n_pending == kPending) {  // another thread is far behind: never wait for it
+    s->deferred[w.pending[0]] = 1;
+    std::copy(w.pending + 1, w.pending + kPending, w.pending);
+    --w.n_pending;
+  }
+}
+
+}  // namespace
+
+size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* mask,
+                    int64_t* counts, const compact::CompactColumns& keep, int64_t* positions,
+                    int64_t base, int num_threads) {
+  for (int c = 0; c < keep.n_columns; ++c) {
+    const int w = keep.itemsize[c];
+    if (w != 1 && w != 2 && w != 4 && w != 8)
+      throw std::invalid_argument("rules_filter: itemsize must be 1, 2, 4 or 8");
+  }
+  std::fill_n(counts, p.n_rules, int64_t{0});
+  if (n == 0) return 0;
+  FilterPass s;
+  s.keep = &keep;
+  s.positions = positions;
+  s.base = base;
+  s.mask = mask;
+  s.n = n;
+  s.block = kBlock;
+  s.n_blocks = (n + s.block - 1) / s.block;
+  s.block_kept.reset(new std::atomic<int64_t>[s.n_blocks]);
+  for (size_t b = 0; b < s.n_blocks; ++b) s.block_kept[b].store(-1, std::memory_order_relaxed);
+  s.offset.assign(s.n_blocks, 0);
+  s.deferred.assign(s.n_blocks, 0);
+  const std::vector<Ins> lowered = lower(p);
+  const size_t workers =
+      std::min<size_t>(s.n_blocks, static_cast<size_t>(std::max(1, num_threads)));
+  std::mutex count_lock;
+  // one piece per worker; each worker takes blocks from s.next until none are left
+  parallel_for(workers, static_cast<int>(workers), 1, [&](size_t w0, size_t w1) {
+    for (size_t w = w0; w < w1; ++w) {
+      std::vector<int64_t> local(std::max(p.n_rules, 1), 0);
+      FilterWorker worker{&s, {}, 0};
+      const BlockFeed feed{filter_next, filter_done, &worker, std::min(s.block, n)};
+      run_blocks(p, lowered, d, feed, mask, local.data());
+      flush_pending(worker, true);
+      std::lock_guard<std::mutex> g(count_lock);
+      for (int k = 0; k < p.n_rules; ++k) counts[k] += local[k];
+    }
+  });
+  std::vector<size_t> late;
+  for (size_t b = 0; b < s.n_blocks; ++b)
+    if (s.deferred[b]) late.push_back(b);
+  parallel_for(late.size(), num_threads, 4, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) compact_block_rows(s, late[i]);
+  });
+  return s.running;
 }
 
 }  // namespace rules

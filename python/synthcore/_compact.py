@@ -1,6 +1,7 @@
 """Row compaction by a mask for several columns at once (cpp/src/compact.cpp): the
-kept rows of Rules.filter and of sampling under rules, gathered in one threaded pass
-per piece of rows instead of one NumPy fancy index per column.
+kept rows of sampling under rules, gathered in one threaded pass per piece of rows
+instead of one NumPy fancy index per column. (Rules.filter on pandas compacts inside
+the rule evaluation pass instead: rules_filter in cpp/src/rules.cpp.)
 
 The rows kept are those where ``mask`` is non-zero, in row order (the first ``limit``
 of them when given), exactly what ``column[mask]`` gives; the thread count never

@@ -306,6 +306,10 @@ class Rules:
     def filter(self, table, *, backend: Optional[str] = None):
         """The rows of ``table`` where every rule holds, in the same table type, with the
         derived columns appended."""
+        if type(table).__module__.startswith("pandas"):
+            fused = _filter_pandas_fused(self, table, backend)
+            if fused is not None:
+                return fused
         result = self.evaluate(table, backend=backend)
         mask = result.mask
         if hasattr(mask, "get"):
@@ -317,7 +321,7 @@ class Rules:
             out.update(derived)
             return out
         if module.startswith("pandas"):
-            out = _filter_pandas(table, mask, backend)
+            out = _filter_pandas(table, mask)
             for k, v in derived.items():
                 out[k] = v
             return out
@@ -342,32 +346,32 @@ class Rules:
         return RuleReport(n, result.n_valid, list(result.rules), [int(c) for c in result.counts])
 
 
-def _filter_pandas(table, mask, backend):
-    """``table.take(np.flatnonzero(mask))``, with the NumPy-backed columns and a
-    RangeIndex gathered natively in one threaded pass (synthcore/_compact.py) and the
-    frame assembled from them without another copy. Other columns (categorical,
-    strings, extension arrays) are taken by pandas. The result is a new frame, as
-    ``take`` gives, with the same columns, dtypes, index and attrs."""
-    import pandas as pd
-    from ._compact import compact_rows
-    if type(table) is not pd.DataFrame or _backend.resolve(backend, arrays=(mask,)) != "cpu":
-        return table.take(np.flatnonzero(mask))
-    index = table.index
-    range_index = isinstance(index, pd.RangeIndex) and index.step == 1
-    arrays, native = [], []
+def _native_pandas_columns(table):
+    """(positions j of the NumPy-backed plain-dtype columns, their contiguous arrays)."""
+    native, arrays = [], []
     for j in range(table.shape[1]):
         dtype = table.dtypes.iloc[j]
-        if isinstance(dtype, np.dtype) and dtype.kind in "biufMm":
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufMm" and dtype.itemsize in (1, 2, 4, 8):
             v = table._ixs(j, axis=1)._values
             if isinstance(v, np.ndarray) and v.ndim == 1:
                 native.append(j)
                 arrays.append(v if v.flags.c_contiguous else np.ascontiguousarray(v))
-                continue
-        arrays.append(None)
-    mask_u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
-    kept, positions = compact_rows(mask_u8, [a for a in arrays if a is not None], positions=True,
-                                   base=index.start if range_index else 0, backend="cpu")
-    values = dict(zip(native, kept))
+    return native, arrays
+
+
+def _range_index(table):
+    import pandas as pd
+    index = table.index
+    return isinstance(index, pd.RangeIndex) and index.step == 1
+
+
+def _assemble_pandas(table, values, positions):
+    """The frame of the kept rows: ``values`` {column position: kept values} for the
+    columns gathered natively, ``positions`` the kept rows (+ index.start for a
+    RangeIndex); the other columns are taken by pandas."""
+    import pandas as pd
+    index = table.index
+    range_index = _range_index(table)
     if len(values) < table.shape[1]:
         rows = positions - index.start if range_index else positions
         for j in range(table.shape[1]):
@@ -381,6 +385,49 @@ def _filter_pandas(table, mask, backend):
                        copy=False)
     out.columns = table.columns
     return out.__finalize__(table, method="take")
+
+
+def _filter_pandas(table, mask):
+    """The general path (other backends, DataFrame subclasses): pandas' own take."""
+    return table.take(np.flatnonzero(mask))
+
+
+def _filter_pandas_fused(rules, table, backend):
+    """Rules.filter of a pandas DataFrame on the cpu backend in one native pass
+    (rules_filter in cpp/src/rules.cpp): each block of rows is evaluated and its kept
+    rows of every NumPy-backed column, and their row numbers, are compacted while the
+    block is in cache. The outputs are allocated for n rows and shrunk to the kept
+    rows afterwards (``ndarray.resize``: realloc, which shrinks in place), so only the
+    pages the kept rows fill are ever touched. The frame equals
+    ``table.take(np.flatnonzero(mask))`` (columns, dtypes, index, attrs) with the
+    derived columns appended; None when the cpu backend does not apply (the caller
+    takes the general path)."""
+    import pandas as pd
+    # a DataFrame's rule columns are NumPy arrays: resolve as for them, before binding
+    if type(table) is not pd.DataFrame or \
+            _backend.resolve(backend, arrays=(np.empty(0),)) != "cpu":
+        return None
+    program, columns, n = rules.bind(table)
+    core = _backend.core_module()
+    native, arrays = _native_pandas_columns(table)
+    base = table.index.start if _range_index(table) else 0
+    outs = [np.empty(n, dtype=a.dtype) for a in arrays]
+    positions = np.empty(n, dtype=np.int64)
+    mask = np.empty(n, dtype=np.uint8)
+    counts = np.zeros(program.n_rules, dtype=np.int64)
+    outputs = [np.empty(n, dtype=_OUT_DTYPE[o.storage]) for o in program.outputs]
+    kept = core.rules_filter(program.code, program.n_registers, program.const_f64,
+                             program.const_i64, columns, _column_types(program), n, mask,
+                             counts, outputs, _output_types(program), arrays, outs, positions,
+                             int(base), _backend.get_num_threads())
+    for o in outs + [positions]:
+        o.resize(kept, refcheck=False)  # realloc to the kept rows: no copy
+    out = _assemble_pandas(table, dict(zip(native, outs)), positions)
+    if program.outputs:
+        keep = mask.view(bool)
+        for o, v in zip(program.outputs, outputs):
+            out[o.name] = _derived_values(o, v)[keep]
+    return out
 
 
 def _arrow_array(v):
@@ -436,12 +483,18 @@ def run_program(program: Program, columns: list, n: int, backend: Optional[str] 
     mask = np.empty(n, dtype=np.uint8)
     core = _backend.core_module()
     core.rules_evaluate(program.code, program.n_registers, program.const_f64, program.const_i64,
-                        columns, np.array([t for _, t in program.columns], dtype=np.int32),
-                        n, mask, counts, outputs,
-                        np.array([{"f64": 0, "i64": 1, "b3": 3}[o.storage]
-                                  for o in program.outputs], dtype=np.int32),
-                        _backend.get_num_threads())
+                        columns, _column_types(program), n, mask, counts, outputs,
+                        _output_types(program), _backend.get_num_threads())
     return mask.view(bool), counts, outputs
+
+
+def _column_types(program):
+    return np.array([t for _, t in program.columns], dtype=np.int32)
+
+
+def _output_types(program):
+    return np.array([{"f64": 0, "i64": 1, "b3": 3}[o.storage] for o in program.outputs],
+                    dtype=np.int32)
 
 
 def _run_cuda(program, columns, n):

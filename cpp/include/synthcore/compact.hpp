@@ -24,6 +24,26 @@ struct CompactColumns {
 size_t compact_rows(const uint8_t* mask, size_t n, size_t limit, const CompactColumns& cols,
                     int64_t* positions, int64_t base, int num_threads);
 
+// One block of rows, one thread: the rows i < m with mask[i] != 0 (`kept` of them,
+// counted by the caller) of a column of `itemsize` (1, 2, 4 or 8) bytes, in order, to
+// out[0 .. kept); returns kept. Nothing is written past out[kept - 1], so other threads
+// may be writing the rows right after. AVX-512 compress where the CPU has it (8 or 16
+// rows per instruction), else scalar.
+size_t compact_block(const uint8_t* mask, size_t m, size_t kept, const void* in, void* out,
+                     int itemsize);
+
+// Same for row numbers: out[j] = first + (the j-th kept i).
+size_t compact_block_positions(const uint8_t* mask, size_t m, size_t kept, int64_t first,
+                               int64_t* out);
+
+// The same with the instruction set chosen (avx512 = false: the scalar code that CPUs
+// without AVX-512 run), for tests; whether this CPU has the AVX-512 path.
+size_t compact_block_with(bool avx512, const uint8_t* mask, size_t m, size_t kept,
+                          const void* in, void* out, int itemsize);
+size_t compact_block_positions_with(bool avx512, const uint8_t* mask, size_t m, size_t kept,
+                                    int64_t first, int64_t* out);
+bool compact_block_has_avx512();
+
 // Rows with a non-zero mask byte, counted with num_threads threads.
 size_t count_mask(const uint8_t* mask, size_t n, int num_threads);
 

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "synthcore/compact.hpp"
 #include "synthcore/hd.hpp"
 
 namespace synthcore {
@@ -107,6 +108,17 @@ void validate_rule_program(const RuleProgram& p, const RuleData& d, int max_regi
 // derived columns written to d.outputs. One pass over row blocks, all rules at once.
 void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* mask,
                     int64_t* counts, int num_threads);
+
+// rules_evaluate and, in the same pass, the kept rows (mask != 0) of `keep` compacted:
+// each block's rows of keep.in[k] go to keep.out[k] right after its mask is known, while
+// the block is in cache, at the block's offset among the kept rows (blocks are handed
+// out in row order; a block whose earlier blocks are not all counted yet after a short
+// wait is compacted after the pass instead). keep.out[k] and `positions` (when not
+// null: base + row of each kept row) need room for n rows; only the first `kept` are
+// written. Returns kept. The result does not depend on num_threads.
+size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* mask,
+                    int64_t* counts, const compact::CompactColumns& keep, int64_t* positions,
+                    int64_t base, int num_threads);
 
 }  // namespace rules
 }  // namespace synthcore
