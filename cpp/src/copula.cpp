@@ -8,10 +8,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "synthcore/parallel.hpp"
+#include "synthcore/rules.hpp"
 
 
 namespace synthcore {
@@ -269,9 +274,15 @@ void map_dim(const CopulaPlan& p, const ThresholdSearch& search, size_t j, const
   }
 }
 
+struct NoChunkHook {
+  void operator()(size_t, size_t) const {}
+};
+
+// after_chunk(r0, m) runs once rows r0 .. r0 + m - 1 of every output are written
+template <class AfterChunk = NoChunkHook>
 void sample_rows(const CopulaPlan& p, const std::vector<ThresholdSearch>& searches,
                  PhiloxKey key, uint64_t stream, uint64_t row_offset, size_t begin, size_t end,
-                 void* const* outputs) {
+                 void* const* outputs, AfterChunk&& after_chunk = AfterChunk{}) {
   const size_t d = static_cast<size_t>(p.d);
   std::vector<double> zr(d * kRows), z(kRows), value(kRows);
   std::vector<int32_t> code(kRows);
@@ -284,6 +295,61 @@ void sample_rows(const CopulaPlan& p, const std::vector<ThresholdSearch>& search
       correlate_dim(p.chol + j * d, static_cast<int>(j), zr.data(), z.data(), m);
       map_dim(p, searches[j], j, z.data(), r0, m, outputs, value.data(), code.data());
     }
+    after_chunk(r0, m);
+  }
+}
+
+// ---- rules on each chunk (copula_sample_rules) ----------------------------------------
+
+size_t out_itemsize(int8_t kind) {
+  switch (kind) {
+    case kOutF64: case kOutI64Round: case kOutLevelI64: case kOutLevelF64: return 8;
+    case kOutF32: case kOutI32Round: case kOutCodeI32: return 4;
+    default: return 1;
+  }
+}
+
+// How a program column is read from its dim's output (the storage the Python path
+// gives the same column, synthcore/rules.py _TableView): the output itself, or
+// widened into a chunk-sized scratch block.
+enum RuleLoad : int8_t { kLoadDirect, kLoadF32, kLoadI32, kLoadI8, kLoadBool, kLoadBad };
+
+RuleLoad rule_load(int8_t kind, int32_t type) {
+  switch (type) {
+    case rules::COL_F64:
+      if (kind == kOutF64 || kind == kOutLevelF64) return kLoadDirect;
+      return kind == kOutF32 ? kLoadF32 : kLoadBad;
+    case rules::COL_I64:
+      if (kind == kOutI64Round || kind == kOutLevelI64) return kLoadDirect;
+      return kind == kOutI32Round ? kLoadI32 : kLoadBad;
+    case rules::COL_I32:
+      if (kind == kOutCodeI32) return kLoadDirect;
+      return kind == kOutCodeI8 ? kLoadI8 : kLoadBad;
+    case rules::COL_B:
+      return kind == kOutCodeU8 ? kLoadBool : kLoadBad;
+    default:
+      return kLoadBad;
+  }
+}
+
+// Rows 0 .. last (inclusive) of `data` whose mask byte is set moved to out[0 ..), in
+// order; out <= data, so each write lands on a row already read. Branchless: every
+// row is written, the cursor advances by the mask bit.
+template <class T>
+void compact_chunk(const uint8_t* mask, size_t first, size_t last, T* data, T* out) {
+  size_t k = 0;
+  for (size_t i = first; i <= last; ++i) {
+    out[k] = data[i];
+    k += mask[i];
+  }
+}
+
+void compact_chunk_column(size_t itemsize, const uint8_t* mask, size_t first, size_t last,
+                          char* data, char* out) {
+  switch (itemsize) {
+    case 8: compact_chunk(mask, first, last, reinterpret_cast<uint64_t*>(data), reinterpret_cast<uint64_t*>(out)); break;
+    case 4: compact_chunk(mask, first, last, reinterpret_cast<uint32_t*>(data), reinterpret_cast<uint32_t*>(out)); break;
+    default: compact_chunk(mask, first, last, reinterpret_cast<uint8_t*>(data), reinterpret_cast<uint8_t*>(out)); break;
   }
 }
 
@@ -295,6 +361,136 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
     sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs);
   });
+}
+
+size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t stream,
+                           uint64_t row_offset, size_t n, void* const* outputs,
+                           const rules::RuleProgram& program, const int32_t* column_dims,
+                           const int32_t* column_types, int n_columns, uint8_t* mask,
+                           int64_t* counts, size_t limit, int num_threads) {
+  const int n_rules = program.n_rules;
+  std::vector<RuleLoad> loads(static_cast<size_t>(std::max(n_columns, 0)));
+  for (int c = 0; c < n_columns; ++c) {
+    const int32_t j = column_dims[c];
+    if (j < 0 || j >= plan.d)
+      throw std::invalid_argument("rule column " + std::to_string(c) + " reads no output dim");
+    loads[c] = rule_load(plan.out_kind[j], column_types[c]);
+    if (loads[c] == kLoadBad)
+      throw std::invalid_argument("rule column " + std::to_string(c) +
+                                  ": its storage cannot be read from the dim's output kind");
+  }
+  {
+    std::vector<const void*> none(static_cast<size_t>(std::max(n_columns, 0)), nullptr);
+    const rules::RuleData shape{none.data(), column_types, n_columns, nullptr, nullptr, 0};
+    rules::validate_rule_program(program, shape, 1 << 16);  // no derived columns
+  }
+  std::fill_n(counts, n_rules, int64_t{0});
+  if (n == 0) return 0;
+  const size_t d = static_cast<size_t>(plan.d);
+  std::vector<size_t> itemsize(d);
+  for (size_t j = 0; j < d; ++j) itemsize[j] = out_itemsize(plan.out_kind[j]);
+  const std::vector<ThresholdSearch> searches = threshold_searches(plan);
+  const rules::RuleChunkEvaluator evaluator(program);
+  struct Piece {
+    size_t begin, kept;
+  };
+  std::vector<Piece> pieces;
+  std::mutex lock;
+  parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
+    std::vector<int64_t> local(static_cast<size_t>(std::max(n_rules, 1)), 0);
+    std::vector<uint64_t> scratch(static_cast<size_t>(std::max(n_columns, 1)) * kRows);
+    std::vector<const void*> cols(static_cast<size_t>(std::max(n_columns, 0)));
+    size_t cursor = begin;  // the piece's kept rows so far end here
+    sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs,
+                [&](size_t r0, size_t m) {
+      for (int c = 0; c < n_columns; ++c) {
+        const int32_t j = column_dims[c];
+        const char* base = static_cast<const char*>(outputs[j]) + r0 * itemsize[j];
+        const int32_t nd = plan.null_dim[j];
+        const uint8_t* null = nd >= 0 ? static_cast<const uint8_t*>(outputs[nd]) + r0 : nullptr;
+        void* to = scratch.data() + static_cast<size_t>(c) * kRows;
+        switch (loads[c]) {
+          case kLoadDirect:   // NaN / INT64_MIN / -1 already written on null rows
+            cols[c] = base;
+            continue;
+          case kLoadF32: {    // NaN on null rows
+            const float* x = reinterpret_cast<const float*>(base);
+            double* o = static_cast<double*>(to);
+            for (size_t i = 0; i < m; ++i) o[i] = static_cast<double>(x[i]);
+            break;
+          }
+          case kLoadI32: {
+            const int32_t* x = reinterpret_cast<const int32_t*>(base);
+            int64_t* o = static_cast<int64_t*>(to);
+            for (size_t i = 0; i < m; ++i) o[i] = x[i];
+            if (null)
+              for (size_t i = 0; i < m; ++i) o[i] = null[i] ? rules::kIntNull : o[i];
+            break;
+          }
+          case kLoadI8: {     // -1 on null rows
+            const int8_t* x = reinterpret_cast<const int8_t*>(base);
+            int32_t* o = static_cast<int32_t*>(to);
+            for (size_t i = 0; i < m; ++i) o[i] = x[i];
+            break;
+          }
+          default: {          // bool 0 / 1 -> 0 false, 2 true; 1 null
+            const uint8_t* x = reinterpret_cast<const uint8_t*>(base);
+            uint8_t* o = static_cast<uint8_t*>(to);
+            for (size_t i = 0; i < m; ++i) o[i] = uint8_t(x[i] != 0 ? 2 : 0);
+            if (null)
+              for (size_t i = 0; i < m; ++i) o[i] = null[i] ? uint8_t(1) : o[i];
+            break;
+          }
+        }
+        cols[c] = to;
+      }
+      uint8_t* mk = mask + r0;
+      const rules::RuleData data{cols.data(), column_types, n_columns, nullptr, nullptr, 0};
+      evaluator.evaluate(data, m, mk, local.data());
+      // the chunk's kept rows go right after the piece's earlier kept rows
+      size_t first = 0;
+      if (cursor == r0)
+        while (first < m && mk[first]) ++first;   // already in place
+      size_t last = m;
+      while (last > first && !mk[last - 1]) --last;
+      size_t kept = first;
+      for (size_t i = first; i < last; ++i) kept += mk[i];
+      if (last > first) {
+        const size_t at = cursor + (cursor == r0 ? first : 0);
+        for (size_t j = 0; j < d; ++j) {
+          char* col = static_cast<char*>(outputs[j]);
+          compact_chunk_column(itemsize[j], mk, first, last - 1, col + r0 * itemsize[j],
+                               col + at * itemsize[j]);
+        }
+      }
+      cursor += kept;
+    });
+    std::lock_guard<std::mutex> g(lock);
+    pieces.push_back({begin, cursor - begin});
+    for (int k = 0; k < n_rules; ++k) counts[k] += local[k];
+  });
+  // pieces moved down to their places among the kept rows, in row order per column
+  std::sort(pieces.begin(), pieces.end(),
+            [](const Piece& a, const Piece& b) { return a.begin < b.begin; });
+  size_t total = 0;
+  std::vector<size_t> offset(pieces.size());
+  for (size_t p = 0; p < pieces.size(); ++p) {
+    offset[p] = total;
+    total += pieces[p].kept;
+  }
+  parallel_for(d, num_threads, 1, [&](size_t j0, size_t j1) {
+    for (size_t j = j0; j < j1; ++j) {
+      char* col = static_cast<char*>(outputs[j]);
+      const size_t s = itemsize[j];
+      for (size_t p = 0; p < pieces.size(); ++p) {
+        if (offset[p] >= limit) break;
+        const size_t take = std::min(pieces[p].kept, limit - offset[p]);
+        if (take != 0 && offset[p] != pieces[p].begin)
+          std::memmove(col + offset[p] * s, col + pieces[p].begin * s, take * s);
+      }
+    }
+  });
+  return total;
 }
 
 void copula_correlate(const double* chol, int d, const double* z_raw, double* z, size_t n,

@@ -649,5 +649,19 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
   });
 }
 
+struct RuleChunkEvaluator::Lowered {
+  std::vector<Ins> code;
+};
+
+RuleChunkEvaluator::RuleChunkEvaluator(const RuleProgram& p)
+    : p_(p), lowered_(new Lowered{lower(p)}) {}
+
+RuleChunkEvaluator::~RuleChunkEvaluator() = default;
+
+void RuleChunkEvaluator::evaluate(const RuleData& d, size_t m, uint8_t* mask,
+                                  int64_t* counts) const {
+  if (m > 0) run_blocks(p_, lowered_->code, d, 0, m, mask, counts);
+}
+
 }  // namespace rules
 }  // namespace synthcore

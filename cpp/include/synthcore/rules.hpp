@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "synthcore/hd.hpp"
 
@@ -107,6 +108,21 @@ void validate_rule_program(const RuleProgram& p, const RuleData& d, int max_regi
 // derived columns written to d.outputs. One pass over row blocks, all rules at once.
 void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* mask,
                     int64_t* counts, int num_threads);
+
+// A program lowered once and evaluated over short row ranges (a chunk of the copula
+// kernel, synthcore/copula.hpp) by any number of threads: mask[i] for rows 0 .. m-1
+// of d's columns, counts[k] += rows where rule k is false (one thread per counts).
+class RuleChunkEvaluator {
+ public:
+  explicit RuleChunkEvaluator(const RuleProgram& p);
+  ~RuleChunkEvaluator();
+  void evaluate(const RuleData& d, size_t m, uint8_t* mask, int64_t* counts) const;
+
+ private:
+  struct Lowered;
+  RuleProgram p_;
+  std::unique_ptr<Lowered> lowered_;
+};
 
 }  // namespace rules
 }  // namespace synthcore
