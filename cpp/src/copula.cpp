@@ -332,24 +332,20 @@ RuleLoad rule_load(int8_t kind, int32_t type) {
   }
 }
 
-// Rows 0 .. last (inclusive) of `data` whose mask byte is set moved to out[0 ..), in
-// order; out <= data, so each write lands on a row already read. Branchless: every
-// row is written, the cursor advances by the mask bit.
+// out[k] = data[idx[k]] for the chunk's kept rows idx (increasing): out <= data and
+// idx[k] >= k, so no write lands on a row still to be read.
 template <class T>
-void compact_chunk(const uint8_t* mask, size_t first, size_t last, T* data, T* out) {
-  size_t k = 0;
-  for (size_t i = first; i <= last; ++i) {
-    out[k] = data[i];
-    k += mask[i];
-  }
+SC_CLONES void gather_kept(const uint16_t* __restrict idx, size_t kept, const T* __restrict data,
+                           T* __restrict out) {
+  for (size_t k = 0; k < kept; ++k) out[k] = data[idx[k]];
 }
 
-void compact_chunk_column(size_t itemsize, const uint8_t* mask, size_t first, size_t last,
-                          char* data, char* out) {
+void gather_kept_column(size_t itemsize, const uint16_t* idx, size_t kept, const char* data,
+                        char* out) {
   switch (itemsize) {
-    case 8: compact_chunk(mask, first, last, reinterpret_cast<uint64_t*>(data), reinterpret_cast<uint64_t*>(out)); break;
-    case 4: compact_chunk(mask, first, last, reinterpret_cast<uint32_t*>(data), reinterpret_cast<uint32_t*>(out)); break;
-    default: compact_chunk(mask, first, last, reinterpret_cast<uint8_t*>(data), reinterpret_cast<uint8_t*>(out)); break;
+    case 8: gather_kept(idx, kept, reinterpret_cast<const uint64_t*>(data), reinterpret_cast<uint64_t*>(out)); break;
+    case 4: gather_kept(idx, kept, reinterpret_cast<const uint32_t*>(data), reinterpret_cast<uint32_t*>(out)); break;
+    default: gather_kept(idx, kept, reinterpret_cast<const uint8_t*>(data), reinterpret_cast<uint8_t*>(out)); break;
   }
 }
 
@@ -391,106 +387,146 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
   for (size_t j = 0; j < d; ++j) itemsize[j] = out_itemsize(plan.out_kind[j]);
   const std::vector<ThresholdSearch> searches = threshold_searches(plan);
   const rules::RuleChunkEvaluator evaluator(program);
-  struct Piece {
-    size_t begin, kept;
-  };
-  std::vector<Piece> pieces;
+  // Pieces of rows in row order; each is sampled, checked and compacted to its own start
+  // by one thread, then moved down to its place among the kept rows as soon as every
+  // earlier piece is in place (while it is still in cache), by whichever thread finds it
+  // so: a piece's destination only overlaps rows of earlier pieces that are done.
+  const size_t threads = std::min<size_t>(std::max(num_threads, 1),
+                                          std::max<size_t>(1, n / kMinRowsPerThread));
+  const size_t piece = threads == 1 ? n
+                       : std::max(kMinRowsPerThread / 4, (n + 16 * threads - 1) / (16 * threads));
+  const size_t n_pieces = (n + piece - 1) / piece;
+  std::vector<size_t> kept_in(n_pieces, 0);
+  std::vector<char> done(n_pieces, 0);
+  size_t frontier = 0, placed = 0;   // pieces before `frontier` hold rows 0 .. placed - 1
+  bool moving = false;
   std::mutex lock;
-  parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
+  auto move_piece = [&](size_t p, size_t to) {
+    const size_t begin = p * piece;
+    if (to >= limit || to == begin) return;
+    const size_t take = std::min(kept_in[p], limit - to);
+    for (size_t j = 0; j < d; ++j) {
+      char* col = static_cast<char*>(outputs[j]);
+      const size_t s = itemsize[j];
+      std::memmove(col + to * s, col + begin * s, take * s);
+    }
+  };
+  parallel_for(n_pieces, static_cast<int>(threads), 1, [&](size_t p0, size_t p1) {
     std::vector<int64_t> local(static_cast<size_t>(std::max(n_rules, 1)), 0);
     std::vector<uint64_t> scratch(static_cast<size_t>(std::max(n_columns, 1)) * kRows);
     std::vector<const void*> cols(static_cast<size_t>(std::max(n_columns, 0)));
-    size_t cursor = begin;  // the piece's kept rows so far end here
-    sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs,
-                [&](size_t r0, size_t m) {
-      for (int c = 0; c < n_columns; ++c) {
-        const int32_t j = column_dims[c];
-        const char* base = static_cast<const char*>(outputs[j]) + r0 * itemsize[j];
-        const int32_t nd = plan.null_dim[j];
-        const uint8_t* null = nd >= 0 ? static_cast<const uint8_t*>(outputs[nd]) + r0 : nullptr;
-        void* to = scratch.data() + static_cast<size_t>(c) * kRows;
-        switch (loads[c]) {
-          case kLoadDirect:   // NaN / INT64_MIN / -1 already written on null rows
-            cols[c] = base;
-            continue;
-          case kLoadF32: {    // NaN on null rows
-            const float* x = reinterpret_cast<const float*>(base);
-            double* o = static_cast<double*>(to);
-            for (size_t i = 0; i < m; ++i) o[i] = static_cast<double>(x[i]);
-            break;
+    std::vector<uint16_t> idx(kRows + 1);
+    for (size_t p = p0; p < p1; ++p) {
+      const size_t begin = p * piece, end = std::min(n, begin + piece);
+      size_t cursor = begin;  // the piece's kept rows so far end here
+      sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs,
+                  [&](size_t r0, size_t m) {
+          for (int c = 0; c < n_columns; ++c) {
+            const int32_t j = column_dims[c];
+            const char* base = static_cast<const char*>(outputs[j]) + r0 * itemsize[j];
+            const int32_t nd = plan.null_dim[j];
+            const uint8_t* null = nd >= 0 ? static_cast<const uint8_t*>(outputs[nd]) + r0 : nullptr;
+            void* to = scratch.data() + static_cast<size_t>(c) * kRows;
+            switch (loads[c]) {
+              case kLoadDirect:   // NaN / INT64_MIN / -1 already written on null rows
+                cols[c] = base;
+                continue;
+              case kLoadF32: {    // NaN on null rows
+                const float* x = reinterpret_cast<const float*>(base);
+                double* o = static_cast<double*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = static_cast<double>(x[i]);
+                break;
+              }
+              case kLoadI32: {
+                const int32_t* x = reinterpret_cast<const int32_t*>(base);
+                int64_t* o = static_cast<int64_t*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = x[i];
+                if (null)
+                  for (size_t i = 0; i < m; ++i) o[i] = null[i] ? rules::kIntNull : o[i];
+                break;
+              }
+              case kLoadI8: {     // -1 on null rows
+                const int8_t* x = reinterpret_cast<const int8_t*>(base);
+                int32_t* o = static_cast<int32_t*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = x[i];
+                break;
+              }
+              default: {          // bool 0 / 1 -> 0 false, 2 true; 1 null
+                const uint8_t* x = reinterpret_cast<const uint8_t*>(base);
+                uint8_t* o = static_cast<uint8_t*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = uint8_t(x[i] != 0 ? 2 : 0);
+                if (null)
+                  for (size_t i = 0; i < m; ++i) o[i] = null[i] ? uint8_t(1) : o[i];
+                break;
+              }
+            }
+            cols[c] = to;
           }
-          case kLoadI32: {
-            const int32_t* x = reinterpret_cast<const int32_t*>(base);
-            int64_t* o = static_cast<int64_t*>(to);
-            for (size_t i = 0; i < m; ++i) o[i] = x[i];
-            if (null)
-              for (size_t i = 0; i < m; ++i) o[i] = null[i] ? rules::kIntNull : o[i];
-            break;
+          uint8_t* mk = mask + r0;
+          const rules::RuleData data{cols.data(), column_types, n_columns, nullptr, nullptr, 0};
+          evaluator.evaluate(data, m, mk, local.data());
+          // the chunk's kept rows go right after the piece's earlier kept rows
+          size_t first = 0;
+          if (cursor == r0)
+            while (first < m && mk[first]) ++first;   // already in place
+          // rows from `first` on: a few rejected ones -> the runs between them moved
+          // with memmove; else the kept ones gathered by index
+          size_t n_rej = 0;
+          for (size_t i = first; i < m; ++i) {
+            idx[n_rej] = static_cast<uint16_t>(i);
+            n_rej += mk[i] == 0;
           }
-          case kLoadI8: {     // -1 on null rows
-            const int8_t* x = reinterpret_cast<const int8_t*>(base);
-            int32_t* o = static_cast<int32_t*>(to);
-            for (size_t i = 0; i < m; ++i) o[i] = x[i];
-            break;
+          size_t kept = m - first - n_rej;
+          const size_t at = cursor + first;
+          if (n_rej > 0 && n_rej <= m / 8) {
+            idx[n_rej] = static_cast<uint16_t>(m);   // the end closes the last run
+            for (size_t j = 0; j < d; ++j) {
+              const size_t s = itemsize[j];
+              char* col = static_cast<char*>(outputs[j]);
+              char* out = col + at * s;
+              const char* data = col + r0 * s;
+              size_t from = first;
+              for (size_t q = 0; q <= n_rej; ++q) {
+                const size_t len = idx[q] - from;
+                if (len) std::memmove(out, data + from * s, len * s);
+                out += len * s;
+                from = size_t{idx[q]} + 1;
+              }
+            }
+          } else if (n_rej > 0 && kept > 0) {
+            size_t k = 0;
+            for (size_t i = first; i < m; ++i) {
+              idx[k] = static_cast<uint16_t>(i);
+              k += mk[i];
+            }
+            for (size_t j = 0; j < d; ++j) {
+              char* col = static_cast<char*>(outputs[j]);
+              gather_kept_column(itemsize[j], idx.data(), kept, col + r0 * itemsize[j],
+                                 col + at * itemsize[j]);
+            }
           }
-          default: {          // bool 0 / 1 -> 0 false, 2 true; 1 null
-            const uint8_t* x = reinterpret_cast<const uint8_t*>(base);
-            uint8_t* o = static_cast<uint8_t*>(to);
-            for (size_t i = 0; i < m; ++i) o[i] = uint8_t(x[i] != 0 ? 2 : 0);
-            if (null)
-              for (size_t i = 0; i < m; ++i) o[i] = null[i] ? uint8_t(1) : o[i];
-            break;
-          }
-        }
-        cols[c] = to;
+          kept += first;
+          cursor += kept;
+        });
+      kept_in[p] = cursor - begin;
+      std::unique_lock<std::mutex> g(lock);
+      done[p] = 1;
+      if (moving) continue;
+      moving = true;
+      while (frontier < n_pieces && done[frontier]) {
+        const size_t q = frontier, to = placed;
+        g.unlock();
+        move_piece(q, to);
+        g.lock();
+        placed += kept_in[q];
+        ++frontier;
       }
-      uint8_t* mk = mask + r0;
-      const rules::RuleData data{cols.data(), column_types, n_columns, nullptr, nullptr, 0};
-      evaluator.evaluate(data, m, mk, local.data());
-      // the chunk's kept rows go right after the piece's earlier kept rows
-      size_t first = 0;
-      if (cursor == r0)
-        while (first < m && mk[first]) ++first;   // already in place
-      size_t last = m;
-      while (last > first && !mk[last - 1]) --last;
-      size_t kept = first;
-      for (size_t i = first; i < last; ++i) kept += mk[i];
-      if (last > first) {
-        const size_t at = cursor + (cursor == r0 ? first : 0);
-        for (size_t j = 0; j < d; ++j) {
-          char* col = static_cast<char*>(outputs[j]);
-          compact_chunk_column(itemsize[j], mk, first, last - 1, col + r0 * itemsize[j],
-                               col + at * itemsize[j]);
-        }
-      }
-      cursor += kept;
-    });
+      moving = false;
+    }
     std::lock_guard<std::mutex> g(lock);
-    pieces.push_back({begin, cursor - begin});
     for (int k = 0; k < n_rules; ++k) counts[k] += local[k];
   });
-  // pieces moved down to their places among the kept rows, in row order per column
-  std::sort(pieces.begin(), pieces.end(),
-            [](const Piece& a, const Piece& b) { return a.begin < b.begin; });
-  size_t total = 0;
-  std::vector<size_t> offset(pieces.size());
-  for (size_t p = 0; p < pieces.size(); ++p) {
-    offset[p] = total;
-    total += pieces[p].kept;
-  }
-  parallel_for(d, num_threads, 1, [&](size_t j0, size_t j1) {
-    for (size_t j = j0; j < j1; ++j) {
-      char* col = static_cast<char*>(outputs[j]);
-      const size_t s = itemsize[j];
-      for (size_t p = 0; p < pieces.size(); ++p) {
-        if (offset[p] >= limit) break;
-        const size_t take = std::min(pieces[p].kept, limit - offset[p]);
-        if (take != 0 && offset[p] != pieces[p].begin)
-          std::memmove(col + offset[p] * s, col + pieces[p].begin * s, take * s);
-      }
-    }
-  });
-  return total;
+  return placed;
 }
 
 void copula_correlate(const double* chol, int d, const double* z_raw, double* z, size_t n,
