@@ -416,6 +416,7 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
     std::vector<uint64_t> scratch(static_cast<size_t>(std::max(n_columns, 1)) * kRows);
     std::vector<const void*> cols(static_cast<size_t>(std::max(n_columns, 0)));
     std::vector<uint16_t> idx(kRows + 1);
+    rules::RuleChunkEvaluator::Workspace workspace;
     for (size_t p = p0; p < p1; ++p) {
       const size_t begin = p * piece, end = std::min(n, begin + piece);
       size_t cursor = begin;  // the piece's kept rows so far end here
@@ -464,7 +465,7 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
           }
           uint8_t* mk = mask + r0;
           const rules::RuleData data{cols.data(), column_types, n_columns, nullptr, nullptr, 0};
-          evaluator.evaluate(data, m, mk, local.data());
+          evaluator.evaluate(data, m, mk, local.data(), workspace);
           // the chunk's kept rows go right after the piece's earlier kept rows
           size_t first = 0;
           if (cursor == r0)

@@ -113,10 +113,24 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
 // kernel, synthcore/copula.hpp) by any number of threads: mask[i] for rows 0 .. m-1
 // of d's columns, counts[k] += rows where rule k is false (one thread per counts).
 class RuleChunkEvaluator {
+  struct Registers;
+
  public:
+  // one per thread: its registers, allocated and filled with the constants once
+  class Workspace {
+   public:
+    Workspace();
+    ~Workspace();
+
+   private:
+    friend class RuleChunkEvaluator;
+    std::unique_ptr<Registers> registers_;
+  };
+
   explicit RuleChunkEvaluator(const RuleProgram& p);
   ~RuleChunkEvaluator();
-  void evaluate(const RuleData& d, size_t m, uint8_t* mask, int64_t* counts) const;
+  void evaluate(const RuleData& d, size_t m, uint8_t* mask, int64_t* counts,
+                Workspace& workspace) const;
 
  private:
   struct Lowered;
