@@ -7,6 +7,7 @@
 #include "synthcore/dispatch.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -396,13 +397,17 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
   const size_t piece = threads == 1 ? n
                        : std::max(kMinRowsPerThread / 4, (n + 16 * threads - 1) / (16 * threads));
   const size_t n_pieces = (n + piece - 1) / piece;
-  std::vector<size_t> kept_in(n_pieces, 0);
+  // A piece that finds every earlier piece in place while it is still running moves its
+  // rows so far down at once and compacts its remaining chunks straight to their places.
+  std::vector<size_t> kept_in(n_pieces, 0), start_of(n_pieces, 0);
   std::vector<char> done(n_pieces, 0);
-  size_t frontier = 0, placed = 0;   // pieces before `frontier` hold rows 0 .. placed - 1
+  // pieces before `frontier` hold rows 0 .. placed - 1 (written under the lock; placed
+  // before frontier, so a piece that reads frontier == itself reads its place)
+  std::atomic<size_t> frontier{0}, placed{0};
   bool moving = false;
   std::mutex lock;
   auto move_piece = [&](size_t p, size_t to) {
-    const size_t begin = p * piece;
+    const size_t begin = start_of[p];
     if (to >= limit || to == begin) return;
     const size_t take = std::min(kept_in[p], limit - to);
     for (size_t j = 0; j < d; ++j) {
@@ -419,7 +424,8 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
     rules::RuleChunkEvaluator::Workspace workspace;
     for (size_t p = p0; p < p1; ++p) {
       const size_t begin = p * piece, end = std::min(n, begin + piece);
-      size_t cursor = begin;  // the piece's kept rows so far end here
+      size_t start = begin;   // the piece's kept rows so far: start .. cursor - 1
+      size_t cursor = begin;
       sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs,
                   [&](size_t r0, size_t m) {
           for (int c = 0; c < n_columns; ++c) {
@@ -508,26 +514,39 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
           }
           kept += first;
           cursor += kept;
+          if (start == begin && begin != 0 && frontier.load(std::memory_order_acquire) == p) {
+            const size_t to = placed.load(std::memory_order_relaxed);
+            if (to != begin) {
+              for (size_t j = 0; j < d; ++j) {
+                char* col = static_cast<char*>(outputs[j]);
+                std::memmove(col + to * itemsize[j], col + begin * itemsize[j],
+                             (cursor - begin) * itemsize[j]);
+              }
+              cursor = to + (cursor - begin);
+              start = to;
+            }
+          }
         });
-      kept_in[p] = cursor - begin;
+      kept_in[p] = cursor - start;
+      start_of[p] = start;
       std::unique_lock<std::mutex> g(lock);
       done[p] = 1;
       if (moving) continue;
       moving = true;
-      while (frontier < n_pieces && done[frontier]) {
-        const size_t q = frontier, to = placed;
+      while (frontier.load() < n_pieces && done[frontier.load()]) {
+        const size_t q = frontier.load(), to = placed.load();
         g.unlock();
         move_piece(q, to);
         g.lock();
-        placed += kept_in[q];
-        ++frontier;
+        placed.store(to + kept_in[q], std::memory_order_relaxed);
+        frontier.store(q + 1, std::memory_order_release);
       }
       moving = false;
     }
     std::lock_guard<std::mutex> g(lock);
     for (int k = 0; k < n_rules; ++k) counts[k] += local[k];
   });
-  return placed;
+  return placed.load();
 }
 
 void copula_correlate(const double* chol, int d, const double* z_raw, double* z, size_t n,
