@@ -293,6 +293,15 @@ def fused_program(model, plan, rules, sampled):
     columns, or a rule reads a column the kernel does not write as the rules read it).
     The program is the one the unfused path binds, compiled from the same columns."""
     from .rules import _TableView
+    cached = getattr(rules, "_fused_for", None)    # (plan, sampled, result): per model plan
+    if cached is not None and cached[0] is plan and cached[1] == sampled:
+        return cached[2]
+    result = _fused_program(model, plan, rules, sampled, _TableView)
+    rules._fused_for = (plan, sampled, result)
+    return result
+
+
+def _fused_program(model, plan, rules, sampled, _TableView):
     empty = [np.empty(0, dt) for dt in plan.out_dtype]
     program, _, _ = rules.bind(_TableView(model._output_columns(empty, 0, 0),
                                           sentinel_nulls=sampled))
