@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "synthcore/copula.hpp"
+#include "synthcore/rules.hpp"
 
 namespace py = pybind11;
 
@@ -102,6 +103,34 @@ void sample(SC_PLAN_PARAMS, uint32_t key0, uint32_t key1, uint64_t stream, uint6
                 p.outputs.data(), num_threads);
 }
 
+size_t sample_rules(SC_PLAN_PARAMS, uint32_t key0, uint32_t key1, uint64_t stream,
+                    uint64_t row_offset, Array<int32_t> code, int n_registers,
+                    Array<double> const_f64, Array<int64_t> const_i64,
+                    Array<int32_t> column_dims, Array<int32_t> column_types,
+                    Array<uint8_t> mask, Array<int64_t> counts, size_t limit,
+                    int num_threads) {
+  ParsedPlan p = parse_plan(SC_PLAN_ARGS);
+  if (code.ndim() != 2 || code.shape(1) != 5)
+    throw std::invalid_argument("code must be an (n, 5) int32 array");
+  if (column_dims.size() != column_types.size())
+    throw std::invalid_argument("column_dims and column_types differ in length");
+  if (p.plan.d == 0 || p.n < 0) throw std::invalid_argument("the plan has no output dims");
+  if (mask.size() != p.n || !mask.writeable())
+    throw std::invalid_argument("mask must be a writable uint8 array of n rows");
+  if (!counts.writeable()) throw std::invalid_argument("counts is read-only");
+  const rules::RuleProgram program{code.data(), static_cast<size_t>(code.shape(0)), n_registers,
+                                   const_f64.data(), static_cast<size_t>(const_f64.size()),
+                                   const_i64.data(), static_cast<size_t>(const_i64.size()),
+                                   static_cast<int>(counts.size())};
+  uint8_t* mk = mask.mutable_data();
+  int64_t* ct = counts.mutable_data();
+  py::gil_scoped_release release;
+  return copula_sample_rules(p.plan, PhiloxKey{key0, key1}, stream, row_offset,
+                             static_cast<size_t>(p.n), p.outputs.data(), program,
+                             column_dims.data(), column_types.data(),
+                             static_cast<int>(column_dims.size()), mk, ct, limit, num_threads);
+}
+
 void map(SC_PLAN_PARAMS, Array<double> z, int num_threads) {
   ParsedPlan p = parse_plan(SC_PLAN_ARGS);
   if (p.plan.d == 0 || p.n <= 0) return;
@@ -175,6 +204,12 @@ void register_copula(py::module_& m) {
       py::arg("round_mode").noconvert(), py::arg("round_q").noconvert(), py::arg("outputs")
   m.def("copula_sample", &sample, SC_PLAN_ARG_NAMES, py::arg("key0"), py::arg("key1"),
         py::arg("stream"), py::arg("row_offset"), py::arg("num_threads"));
+  m.def("copula_sample_rules", &sample_rules, SC_PLAN_ARG_NAMES, py::arg("key0"),
+        py::arg("key1"), py::arg("stream"), py::arg("row_offset"), py::arg("code").noconvert(),
+        py::arg("n_registers"), py::arg("const_f64").noconvert(),
+        py::arg("const_i64").noconvert(), py::arg("column_dims").noconvert(),
+        py::arg("column_types").noconvert(), py::arg("mask").noconvert(),
+        py::arg("counts").noconvert(), py::arg("limit"), py::arg("num_threads"));
   m.def("copula_map", &map, SC_PLAN_ARG_NAMES, py::arg("z").noconvert(),
         py::arg("num_threads"));
   m.def("copula_correlate",

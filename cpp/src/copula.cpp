@@ -7,11 +7,17 @@
 #include "synthcore/dispatch.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "synthcore/parallel.hpp"
+#include "synthcore/rules.hpp"
 
 
 namespace synthcore {
@@ -269,9 +275,15 @@ void map_dim(const CopulaPlan& p, const ThresholdSearch& search, size_t j, const
   }
 }
 
+struct NoChunkHook {
+  void operator()(size_t, size_t) const {}
+};
+
+// after_chunk(r0, m) runs once rows r0 .. r0 + m - 1 of every output are written
+template <class AfterChunk = NoChunkHook>
 void sample_rows(const CopulaPlan& p, const std::vector<ThresholdSearch>& searches,
                  PhiloxKey key, uint64_t stream, uint64_t row_offset, size_t begin, size_t end,
-                 void* const* outputs) {
+                 void* const* outputs, AfterChunk&& after_chunk = AfterChunk{}) {
   const size_t d = static_cast<size_t>(p.d);
   std::vector<double> zr(d * kRows), z(kRows), value(kRows);
   std::vector<int32_t> code(kRows);
@@ -284,6 +296,57 @@ void sample_rows(const CopulaPlan& p, const std::vector<ThresholdSearch>& search
       correlate_dim(p.chol + j * d, static_cast<int>(j), zr.data(), z.data(), m);
       map_dim(p, searches[j], j, z.data(), r0, m, outputs, value.data(), code.data());
     }
+    after_chunk(r0, m);
+  }
+}
+
+// ---- rules on each chunk (copula_sample_rules) ----------------------------------------
+
+size_t out_itemsize(int8_t kind) {
+  switch (kind) {
+    case kOutF64: case kOutI64Round: case kOutLevelI64: case kOutLevelF64: return 8;
+    case kOutF32: case kOutI32Round: case kOutCodeI32: return 4;
+    default: return 1;
+  }
+}
+
+// How a program column is read from its dim's output (the storage the Python path
+// gives the same column, synthcore/rules.py _TableView): the output itself, or
+// widened into a chunk-sized scratch block.
+enum RuleLoad : int8_t { kLoadDirect, kLoadF32, kLoadI32, kLoadI8, kLoadBool, kLoadBad };
+
+RuleLoad rule_load(int8_t kind, int32_t type) {
+  switch (type) {
+    case rules::COL_F64:
+      if (kind == kOutF64 || kind == kOutLevelF64) return kLoadDirect;
+      return kind == kOutF32 ? kLoadF32 : kLoadBad;
+    case rules::COL_I64:
+      if (kind == kOutI64Round || kind == kOutLevelI64) return kLoadDirect;
+      return kind == kOutI32Round ? kLoadI32 : kLoadBad;
+    case rules::COL_I32:
+      if (kind == kOutCodeI32) return kLoadDirect;
+      return kind == kOutCodeI8 ? kLoadI8 : kLoadBad;
+    case rules::COL_B:
+      return kind == kOutCodeU8 ? kLoadBool : kLoadBad;
+    default:
+      return kLoadBad;
+  }
+}
+
+// out[k] = data[idx[k]] for the chunk's kept rows idx (increasing): out <= data and
+// idx[k] >= k, so no write lands on a row still to be read.
+template <class T>
+SC_CLONES void gather_kept(const uint16_t* __restrict idx, size_t kept, const T* __restrict data,
+                           T* __restrict out) {
+  for (size_t k = 0; k < kept; ++k) out[k] = data[idx[k]];
+}
+
+void gather_kept_column(size_t itemsize, const uint16_t* idx, size_t kept, const char* data,
+                        char* out) {
+  switch (itemsize) {
+    case 8: gather_kept(idx, kept, reinterpret_cast<const uint64_t*>(data), reinterpret_cast<uint64_t*>(out)); break;
+    case 4: gather_kept(idx, kept, reinterpret_cast<const uint32_t*>(data), reinterpret_cast<uint32_t*>(out)); break;
+    default: gather_kept(idx, kept, reinterpret_cast<const uint8_t*>(data), reinterpret_cast<uint8_t*>(out)); break;
   }
 }
 
@@ -295,6 +358,195 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
   parallel_for(n, num_threads, kMinRowsPerThread, [&](size_t begin, size_t end) {
     sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs);
   });
+}
+
+size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t stream,
+                           uint64_t row_offset, size_t n, void* const* outputs,
+                           const rules::RuleProgram& program, const int32_t* column_dims,
+                           const int32_t* column_types, int n_columns, uint8_t* mask,
+                           int64_t* counts, size_t limit, int num_threads) {
+  const int n_rules = program.n_rules;
+  std::vector<RuleLoad> loads(static_cast<size_t>(std::max(n_columns, 0)));
+  for (int c = 0; c < n_columns; ++c) {
+    const int32_t j = column_dims[c];
+    if (j < 0 || j >= plan.d)
+      throw std::invalid_argument("rule column " + std::to_string(c) + " reads no output dim");
+    loads[c] = rule_load(plan.out_kind[j], column_types[c]);
+    if (loads[c] == kLoadBad)
+      throw std::invalid_argument("rule column " + std::to_string(c) +
+                                  ": its storage cannot be read from the dim's output kind");
+  }
+  {
+    std::vector<const void*> none(static_cast<size_t>(std::max(n_columns, 0)), nullptr);
+    const rules::RuleData shape{none.data(), column_types, n_columns, nullptr, nullptr, 0};
+    rules::validate_rule_program(program, shape, 1 << 16);  // no derived columns
+  }
+  std::fill_n(counts, n_rules, int64_t{0});
+  if (n == 0) return 0;
+  const size_t d = static_cast<size_t>(plan.d);
+  std::vector<size_t> itemsize(d);
+  for (size_t j = 0; j < d; ++j) itemsize[j] = out_itemsize(plan.out_kind[j]);
+  const std::vector<ThresholdSearch> searches = threshold_searches(plan);
+  const rules::RuleChunkEvaluator evaluator(program);
+  // Pieces of rows in row order; each is sampled, checked and compacted to its own start
+  // by one thread, then moved down to its place among the kept rows as soon as every
+  // earlier piece is in place (while it is still in cache), by whichever thread finds it
+  // so: a piece's destination only overlaps rows of earlier pieces that are done.
+  const size_t threads = std::min<size_t>(std::max(num_threads, 1),
+                                          std::max<size_t>(1, n / kMinRowsPerThread));
+  const size_t piece = threads == 1 ? n
+                       : std::max(kMinRowsPerThread / 4, (n + 16 * threads - 1) / (16 * threads));
+  const size_t n_pieces = (n + piece - 1) / piece;
+  // A piece that finds every earlier piece in place while it is still running moves its
+  // rows so far down at once and compacts its remaining chunks straight to their places.
+  std::vector<size_t> kept_in(n_pieces, 0), start_of(n_pieces, 0);
+  std::vector<char> done(n_pieces, 0);
+  // pieces before `frontier` hold rows 0 .. placed - 1 (written under the lock; placed
+  // before frontier, so a piece that reads frontier == itself reads its place)
+  std::atomic<size_t> frontier{0}, placed{0};
+  bool moving = false;
+  std::mutex lock;
+  auto move_piece = [&](size_t p, size_t to) {
+    const size_t begin = start_of[p];
+    if (to >= limit || to == begin) return;
+    const size_t take = std::min(kept_in[p], limit - to);
+    for (size_t j = 0; j < d; ++j) {
+      char* col = static_cast<char*>(outputs[j]);
+      const size_t s = itemsize[j];
+      std::memmove(col + to * s, col + begin * s, take * s);
+    }
+  };
+  parallel_for(n_pieces, static_cast<int>(threads), 1, [&](size_t p0, size_t p1) {
+    std::vector<int64_t> local(static_cast<size_t>(std::max(n_rules, 1)), 0);
+    std::vector<uint64_t> scratch(static_cast<size_t>(std::max(n_columns, 1)) * kRows);
+    std::vector<const void*> cols(static_cast<size_t>(std::max(n_columns, 0)));
+    std::vector<uint16_t> idx(kRows + 1);
+    rules::RuleChunkEvaluator::Workspace workspace;
+    for (size_t p = p0; p < p1; ++p) {
+      const size_t begin = p * piece, end = std::min(n, begin + piece);
+      size_t start = begin;   // the piece's kept rows so far: start .. cursor - 1
+      size_t cursor = begin;
+      sample_rows(plan, searches, key, stream, row_offset, begin, end, outputs,
+                  [&](size_t r0, size_t m) {
+          for (int c = 0; c < n_columns; ++c) {
+            const int32_t j = column_dims[c];
+            const char* base = static_cast<const char*>(outputs[j]) + r0 * itemsize[j];
+            const int32_t nd = plan.null_dim[j];
+            const uint8_t* null = nd >= 0 ? static_cast<const uint8_t*>(outputs[nd]) + r0 : nullptr;
+            void* to = scratch.data() + static_cast<size_t>(c) * kRows;
+            switch (loads[c]) {
+              case kLoadDirect:   // NaN / INT64_MIN / -1 already written on null rows
+                cols[c] = base;
+                continue;
+              case kLoadF32: {    // NaN on null rows
+                const float* x = reinterpret_cast<const float*>(base);
+                double* o = static_cast<double*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = static_cast<double>(x[i]);
+                break;
+              }
+              case kLoadI32: {
+                const int32_t* x = reinterpret_cast<const int32_t*>(base);
+                int64_t* o = static_cast<int64_t*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = x[i];
+                if (null)
+                  for (size_t i = 0; i < m; ++i) o[i] = null[i] ? rules::kIntNull : o[i];
+                break;
+              }
+              case kLoadI8: {     // -1 on null rows
+                const int8_t* x = reinterpret_cast<const int8_t*>(base);
+                int32_t* o = static_cast<int32_t*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = x[i];
+                break;
+              }
+              default: {          // bool 0 / 1 -> 0 false, 2 true; 1 null
+                const uint8_t* x = reinterpret_cast<const uint8_t*>(base);
+                uint8_t* o = static_cast<uint8_t*>(to);
+                for (size_t i = 0; i < m; ++i) o[i] = uint8_t(x[i] != 0 ? 2 : 0);
+                if (null)
+                  for (size_t i = 0; i < m; ++i) o[i] = null[i] ? uint8_t(1) : o[i];
+                break;
+              }
+            }
+            cols[c] = to;
+          }
+          uint8_t* mk = mask + r0;
+          const rules::RuleData data{cols.data(), column_types, n_columns, nullptr, nullptr, 0};
+          evaluator.evaluate(data, m, mk, local.data(), workspace);
+          // the chunk's kept rows go right after the piece's earlier kept rows
+          size_t first = 0;
+          if (cursor == r0)
+            while (first < m && mk[first]) ++first;   // already in place
+          // rows from `first` on: a few rejected ones -> the runs between them moved
+          // with memmove; else the kept ones gathered by index
+          size_t n_rej = 0;
+          for (size_t i = first; i < m; ++i) {
+            idx[n_rej] = static_cast<uint16_t>(i);
+            n_rej += mk[i] == 0;
+          }
+          size_t kept = m - first - n_rej;
+          const size_t at = cursor + first;
+          if (n_rej > 0 && n_rej <= m / 8) {
+            idx[n_rej] = static_cast<uint16_t>(m);   // the end closes the last run
+            for (size_t j = 0; j < d; ++j) {
+              const size_t s = itemsize[j];
+              char* col = static_cast<char*>(outputs[j]);
+              char* out = col + at * s;
+              const char* data = col + r0 * s;
+              size_t from = first;
+              for (size_t q = 0; q <= n_rej; ++q) {
+                const size_t len = idx[q] - from;
+                if (len) std::memmove(out, data + from * s, len * s);
+                out += len * s;
+                from = size_t{idx[q]} + 1;
+              }
+            }
+          } else if (n_rej > 0 && kept > 0) {
+            size_t k = 0;
+            for (size_t i = first; i < m; ++i) {
+              idx[k] = static_cast<uint16_t>(i);
+              k += mk[i];
+            }
+            for (size_t j = 0; j < d; ++j) {
+              char* col = static_cast<char*>(outputs[j]);
+              gather_kept_column(itemsize[j], idx.data(), kept, col + r0 * itemsize[j],
+                                 col + at * itemsize[j]);
+            }
+          }
+          kept += first;
+          cursor += kept;
+          if (start == begin && begin != 0 && frontier.load(std::memory_order_acquire) == p) {
+            const size_t to = placed.load(std::memory_order_relaxed);
+            if (to != begin) {
+              for (size_t j = 0; j < d; ++j) {
+                char* col = static_cast<char*>(outputs[j]);
+                std::memmove(col + to * itemsize[j], col + begin * itemsize[j],
+                             (cursor - begin) * itemsize[j]);
+              }
+              cursor = to + (cursor - begin);
+              start = to;
+            }
+          }
+        });
+      kept_in[p] = cursor - start;
+      start_of[p] = start;
+      std::unique_lock<std::mutex> g(lock);
+      done[p] = 1;
+      if (moving) continue;
+      moving = true;
+      while (frontier.load() < n_pieces && done[frontier.load()]) {
+        const size_t q = frontier.load(), to = placed.load();
+        g.unlock();
+        move_piece(q, to);
+        g.lock();
+        placed.store(to + kept_in[q], std::memory_order_relaxed);
+        frontier.store(q + 1, std::memory_order_release);
+      }
+      moving = false;
+    }
+    std::lock_guard<std::mutex> g(lock);
+    for (int k = 0; k < n_rules; ++k) counts[k] += local[k];
+  });
+  return placed.load();
 }
 
 void copula_correlate(const double* chol, int d, const double* z_raw, double* z, size_t n,

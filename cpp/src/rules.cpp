@@ -232,26 +232,43 @@ struct BlockFeed {
   size_t span;
 };
 
+// Registers of one thread: kept between calls by a caller that evaluates many short
+// ranges (RuleChunkEvaluator), so they are allocated and the constants filled once.
+struct RegisterFile {
+  size_t span = 0;
+  std::vector<uint64_t> storage;
+  std::vector<void*> ptr, buf;
+  std::vector<uint8_t> hit;  // `in` results before they become bools
+
+  void prepare(const RuleProgram& p, size_t want) {
+    if (want <= span) return;
+    span = want;
+    const int nr = p.n_registers;
+    storage.assign(static_cast<size_t>(nr) * span, 0);
+    ptr.assign(nr, nullptr);
+    buf.assign(nr, nullptr);
+    for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * span;
+    // constants: their registers are never reused, fill them once
+    for (size_t pc = 0; pc < p.n_instr; ++pc) {
+      const int32_t* ins = p.code + 5 * pc;
+      const int op = ins[0], dst = ins[1], b = ins[3];
+      if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), span, p.const_f64[b]);
+      if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), span, p.const_i64[b]);
+      if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), span, uint8_t(b));
+    }
+    hit.assign(span, 0);
+  }
+};
+
 SC_CLONES void run_blocks(const RuleProgram& p, const std::vector<Ins>& lowered,
                           const RuleData& d, const BlockFeed& feed, uint8_t* mask,
-                          int64_t* counts) {
-  const int nr = p.n_registers;
-  const size_t span = feed.span;
-  std::vector<uint64_t> storage(static_cast<size_t>(nr) * span);
-  std::vector<void*> ptr(nr);
-  std::vector<void*> buf(nr);
-  for (int r = 0; r < nr; ++r) buf[r] = ptr[r] = storage.data() + static_cast<size_t>(r) * span;
-  const int32_t* code = p.code;
-  // constants: their registers are never reused, fill them once
-  for (size_t pc = 0; pc < p.n_instr; ++pc) {
-    const int32_t* ins = code + 5 * pc;
-    const int op = ins[0], dst = ins[1], b = ins[3];
-    if (op == CONST_F) std::fill_n(static_cast<double*>(buf[dst]), span, p.const_f64[b]);
-    if (op == CONST_I) std::fill_n(static_cast<int64_t*>(buf[dst]), span, p.const_i64[b]);
-    if (op == CONST_B) std::fill_n(static_cast<uint8_t*>(buf[dst]), span, uint8_t(b));
-  }
-  std::vector<uint8_t> hit_storage(span);
-  uint8_t* hit = hit_storage.data();  // `in` results before they become bools
+                          int64_t* counts, RegisterFile* registers = nullptr) {
+  RegisterFile own;
+  RegisterFile& file = registers ? *registers : own;
+  file.prepare(p, feed.span);
+  std::vector<void*>& ptr = file.ptr;
+  std::vector<void*>& buf = file.buf;
+  uint8_t* hit = file.hit.data();
   void* const* P = ptr.data();
   const Ins* lcode = lowered.data();
   const size_t n_lowered = lowered.size();
@@ -679,6 +696,41 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
     std::lock_guard<std::mutex> g(lock);
     for (int k = 0; k < p.n_rules; ++k) counts[k] += local[k];
   });
+}
+
+struct RuleChunkEvaluator::Lowered {
+  std::vector<Ins> code;
+};
+
+struct RuleChunkEvaluator::Registers {
+  RegisterFile file;
+};
+
+RuleChunkEvaluator::RuleChunkEvaluator(const RuleProgram& p)
+    : p_(p), lowered_(new Lowered{lower(p)}) {}
+
+RuleChunkEvaluator::~RuleChunkEvaluator() = default;
+
+RuleChunkEvaluator::Workspace::Workspace() : registers_(new Registers) {}
+RuleChunkEvaluator::Workspace::~Workspace() = default;
+
+void RuleChunkEvaluator::evaluate(const RuleData& d, size_t m, uint8_t* mask, int64_t* counts,
+                                  Workspace& workspace) const {
+  if (m == 0) return;
+  struct One {
+    size_t m;
+    bool given;
+  } one{m, false};
+  auto next = [](void* ctx, size_t* r0, size_t* rows) {
+    One* o = static_cast<One*>(ctx);
+    if (o->given) return false;
+    o->given = true;
+    *r0 = 0;
+    *rows = o->m;
+    return true;
+  };
+  const BlockFeed feed{next, nullptr, &one, std::min(kBlock, m)};
+  run_blocks(p_, lowered_->code, d, feed, mask, counts, &workspace.registers_->file);
 }
 
 namespace {

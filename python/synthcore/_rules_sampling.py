@@ -258,6 +258,66 @@ class _CandidateBuffers:
         return [a[self.filled:need] for a in self.arrays]
 
 
+def _fusable(m, plan) -> bool:
+    """Whether the copula kernel can hand column ``m`` to the rules straight from its
+    output buffer, as the storage the rules read it in (copula_sample_rules in
+    cpp/include/synthcore/copula.hpp): the output columns make no further change to it."""
+    from ._conditional import null_level
+    from ._reference import copula as _ref
+    from .copula import _quantum_is_exact
+    if m.value_dim is None or m.kind == "key" or m.encoding == "null" or \
+            null_level(m) is not None:
+        return False
+    k = int(plan.out_kind[m.value_dim])
+    if m.kind == "float":
+        return k in (_ref.OUT_F64, _ref.OUT_F32, _ref.OUT_LEVEL_F64)
+    if m.kind == "int":
+        try:
+            dt = np.dtype(m.dtype)
+        except TypeError:
+            return False
+        return (k in (_ref.OUT_I64_ROUND, _ref.OUT_LEVEL_I64) and dt == np.int64) or \
+            (k == _ref.OUT_I32_ROUND and dt == np.int32)
+    if m.kind == "datetime":
+        return k in (_ref.OUT_I64_ROUND, _ref.OUT_LEVEL_I64) and _quantum_is_exact(m)
+    if m.kind == "categorical":
+        return k in (_ref.OUT_CODE_I8, _ref.OUT_CODE_I32)
+    if m.kind == "bool":
+        return k == _ref.OUT_CODE_U8
+    return False
+
+
+def fused_program(model, plan, rules, sampled):
+    """(program, output dim of each program column, their storage) when the cpu kernel
+    can evaluate ``rules`` on its chunks (copula_sample_rules); None otherwise (derived
+    columns, or a rule reads a column the kernel does not write as the rules read it).
+    The program is the one the unfused path binds, compiled from the same columns."""
+    from .rules import _TableView
+    cached = getattr(rules, "_fused_for", None)    # (plan, sampled, result): per model plan
+    if cached is not None and cached[0] is plan and cached[1] == sampled:
+        return cached[2]
+    result = _fused_program(model, plan, rules, sampled, _TableView)
+    rules._fused_for = (plan, sampled, result)
+    return result
+
+
+def _fused_program(model, plan, rules, sampled, _TableView):
+    empty = [np.empty(0, dt) for dt in plan.out_dtype]
+    program, _, _ = rules.bind(_TableView(model._output_columns(empty, 0, 0),
+                                          sentinel_nulls=sampled))
+    if program.outputs:
+        return None
+    by_name = {m.name: m for m in model.columns}
+    dims = []
+    for name, _ in program.columns:
+        m = by_name.get(name)
+        if m is None or not _fusable(m, plan):
+            return None
+        dims.append(m.value_dim)
+    return (program, np.array(dims, dtype=np.int32),
+            np.array([t for _, t in program.columns], dtype=np.int32))
+
+
 def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
                       min_acceptance, conditions=None):
     from ._backend import resolve
@@ -296,6 +356,30 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     # columns read straight from the kernel's buffers, whose nulls hold the sentinels
     sampled = frozenset(m.name for m in model.columns if m.value_dim is not None)
 
+    fused = fused_program(model, plan, rules, sampled) \
+        if name == "cpu" and not merged and plan.d else None
+
+    def evaluate_fused(count, offset):
+        # sampled, checked and compacted in one kernel pass (no mask-wide second pass)
+        from ._backend import core_module, get_num_threads
+        from .copula import _plan_arrays
+        program, dims, types = fused
+        views = buffers.batch(count)
+        mask = np.empty(count, dtype=np.uint8)
+        counts = np.zeros(program.n_rules, dtype=np.int64)
+        core_module().copula_sample_rules(
+            *_plan_arrays(plan), views, key.k0, key.k1, int(stream), offset, program.code,
+            program.n_registers, program.const_f64, program.const_i64, dims, types, mask,
+            counts, n - buffers.filled, get_num_threads())
+        program_of["p"] = program
+
+        def keep(limit):
+            buffers.filled += limit
+            if has_keys:      # key columns are made from the kept rows' indices
+                kept_rows.append(offset + np.flatnonzero(mask)[:limit])
+            return limit
+        return mask.view(bool), counts, program.rule_texts, keep
+
     def evaluate_batch(count, offset):
         views = buffers.batch(count)
         per_column = parse_conditions(model.columns, merged, count)[1] if merged else None
@@ -315,7 +399,8 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
             return limit
         return mask, c, program.rule_texts, keep
 
-    _, info = reject_and_refill(n, row_offset, min_acceptance, evaluate_batch)
+    _, info = reject_and_refill(n, row_offset, min_acceptance,
+                                evaluate_fused if fused is not None else evaluate_batch)
     info["conditions_from_rules"] = folded
     model.last_sample_info = info
     columns = model._output_columns([a[:n] for a in buffers.arrays], n,

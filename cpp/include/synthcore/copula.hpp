@@ -9,6 +9,9 @@
 #include "synthcore/random.hpp"
 
 namespace synthcore {
+namespace rules {
+struct RuleProgram;
+}
 
 enum CopulaDimKind : int8_t { kDimTable = 0, kDimThresholds = 1 };
 enum CopulaOutKind : int8_t {
@@ -44,6 +47,22 @@ struct CopulaPlan {
 // Rows row_offset .. row_offset + n - 1 into outputs[j] (dim j's typed buffer of n elements).
 void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint64_t row_offset,
                    size_t n, void* const* outputs, int num_threads);
+
+// copula_sample with a rule program (synthcore/rules.hpp) evaluated on each chunk of rows
+// while it is in cache, and the chunk's kept rows compacted at once: on return the
+// first min(kept, limit) rows of every output are, in row order, the rows where no rule
+// is false; mask[i] (n bytes) says whether row i was kept; counts[k] = rows where rule
+// k is false; returns kept (all kept rows, also beyond limit). Program column c reads
+// output column_dims[c] in the rule storage column_types[c] (rules::ColumnType), loaded
+// from the dim's output kind (F64/LevelF64 or F32 -> COL_F64; I64Round/LevelI64 or
+// I32Round -> COL_I64; CodeI32 or CodeI8 -> COL_I32; CodeU8 0/1 -> COL_B), a row whose
+// null dim is set read as null. Throws std::invalid_argument for other combinations and
+// for programs that write derived columns. Rows and counts do not depend on num_threads.
+size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t stream,
+                           uint64_t row_offset, size_t n, void* const* outputs,
+                           const rules::RuleProgram& program, const int32_t* column_dims,
+                           const int32_t* column_types, int n_columns, uint8_t* mask,
+                           int64_t* counts, size_t limit, int num_threads);
 
 // Outputs of n rows from given latent values (dim j's n values at z + j * n): the
 // second half of copula_sample, for callers that produce z themselves (conditioning).

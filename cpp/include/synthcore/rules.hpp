@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "synthcore/compact.hpp"
 #include "synthcore/hd.hpp"
@@ -119,6 +120,35 @@ void rules_evaluate(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
 size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* mask,
                     int64_t* counts, const compact::CompactColumns& keep, int64_t* positions,
                     int64_t base, int num_threads);
+
+// A program lowered once and evaluated over short row ranges (a chunk of the copula
+// kernel, synthcore/copula.hpp) by any number of threads: mask[i] for rows 0 .. m-1
+// of d's columns, counts[k] += rows where rule k is false (one thread per counts).
+class RuleChunkEvaluator {
+  struct Registers;
+
+ public:
+  // one per thread: its registers, allocated and filled with the constants once
+  class Workspace {
+   public:
+    Workspace();
+    ~Workspace();
+
+   private:
+    friend class RuleChunkEvaluator;
+    std::unique_ptr<Registers> registers_;
+  };
+
+  explicit RuleChunkEvaluator(const RuleProgram& p);
+  ~RuleChunkEvaluator();
+  void evaluate(const RuleData& d, size_t m, uint8_t* mask, int64_t* counts,
+                Workspace& workspace) const;
+
+ private:
+  struct Lowered;
+  RuleProgram p_;
+  std::unique_ptr<Lowered> lowered_;
+};
 
 }  // namespace rules
 }  // namespace synthcore
