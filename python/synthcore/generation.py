@@ -429,6 +429,33 @@ def _zipf_cdf(s: float, n: int) -> np.ndarray:
 
 # ---- tables -----------------------------------------------------------------------
 
+def _depth_first(starts, edges):
+    """(post-order of the nodes reachable from ``starts``, None) or (partial order, the
+    first cycle found as a path [a, ..., a]); ``edges(node)`` lists a node's successors.
+    Iterative, so deep chains do not hit Python's recursion limit."""
+    order, state = [], {}
+    for start in starts:
+        if state.get(start):
+            continue
+        stack, path = [(start, iter(edges(start)))], [start]
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                order.append(node)
+            elif state.get(nxt) == 1:
+                return order, path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, iter(edges(nxt))))
+    return order, None
+
+
 class TableSpec:
     """One table: ``columns`` {name: column spec}, optional ``rows`` and ``rules``."""
 
@@ -542,30 +569,10 @@ class TableSpec:
                                     fld)
                 need.append(ref[0])
             deps[c.name] = tuple(dict.fromkeys(need))
-        order, state = [], {}
-
-        for start in self.columns:
-            if state.get(start):
-                continue
-            stack = [(start, iter(deps[start]))]
-            state[start] = 1
-            path = [start]
-            while stack:
-                node, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    stack.pop()
-                    path.pop()
-                    state[node] = 2
-                    order.append(node)
-                elif state.get(nxt) == 1:
-                    cycle = path[path.index(nxt):] + [nxt]
-                    raise SpecError("expressions form a cycle: " + " -> ".join(cycle),
-                                    self.name, cycle[0], "expr")
-                elif not state.get(nxt):
-                    state[nxt] = 1
-                    path.append(nxt)
-                    stack.append((nxt, iter(deps[nxt])))
+        order, cycle = _depth_first(self.columns, lambda name: deps[name])
+        if cycle:
+            raise SpecError("expressions form a cycle: " + " -> ".join(cycle),
+                            self.name, cycle[0], "expr")
         return order
 
     def rule_set(self):
@@ -680,30 +687,12 @@ class Spec:
             same = t.columns[key].params["table"] == t.name
             return (key, col) if same else (key,)
 
-        state: dict = {}
-        for start in t.columns:
-            stack, path = [(start, iter(edges(start)))], [start]
-            if state.get(start):
-                continue
-            state[start] = 1
-            while stack:
-                node, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    stack.pop()
-                    path.pop()
-                    state[node] = 2
-                elif state.get(nxt) == 1:
-                    cycle = path[path.index(nxt):] + [nxt]
-                    first = next(x for x in cycle if x in t.columns)
-                    raise SpecError("reading the table's own rows forms a cycle: "
-                                    + " -> ".join(cycle), t.name, first,
-                                    "expr" if t.columns[first].type == "expression"
-                                    else "column")
-                elif not state.get(nxt):
-                    state[nxt] = 1
-                    path.append(nxt)
-                    stack.append((nxt, iter(edges(nxt))))
+        _, cycle = _depth_first(t.columns, edges)
+        if cycle:
+            first = next(x for x in cycle if x in t.columns)
+            raise SpecError("reading the table's own rows forms a cycle: " + " -> ".join(cycle),
+                            t.name, first,
+                            "expr" if t.columns[first].type == "expression" else "column")
 
     def _check_ref(self, table: TableSpec, c: ColumnSpec, name: str):
         """The parent column that ``name`` reads exists (maybe through the parent's own
