@@ -8,25 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "spans.hpp"
 #include "synthcore/compact.hpp"
 
 namespace py = pybind11;
 
 namespace synthcore::bindings {
-namespace {
-
-struct Span {
-  uintptr_t lo, hi;
-};
-
-Span span_of(const py::array& a) {
-  const auto lo = reinterpret_cast<uintptr_t>(a.data());
-  return {lo, lo + static_cast<uintptr_t>(a.nbytes())};
-}
-
-bool overlap(Span a, Span b) { return a.lo < b.hi && b.lo < a.hi; }
-
-}  // namespace
 
 void register_compact(py::module_& m) {
   namespace C = synthcore::compact;

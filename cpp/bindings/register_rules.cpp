@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "spans.hpp"
 #include "synthcore/rules.hpp"
 
 namespace py = pybind11;
@@ -16,17 +17,6 @@ namespace py = pybind11;
 namespace synthcore::bindings {
 
 namespace {
-
-struct Span {
-  uintptr_t lo, hi;
-};
-
-Span span_of(const py::array& a) {
-  const auto lo = reinterpret_cast<uintptr_t>(a.data());
-  return {lo, lo + static_cast<uintptr_t>(a.nbytes())};
-}
-
-bool overlap(Span a, Span b) { return a.lo < b.hi && b.lo < a.hi; }
 
 // A program and its columns, mask, counts and derived outputs, checked and validated.
 struct BoundProgram {
