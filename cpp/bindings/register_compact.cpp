@@ -40,17 +40,8 @@ void register_compact(py::module_& m) {
         for (size_t k = 0; k < columns.size(); ++k) {
           py::array a = columns[k].cast<py::array>();
           py::array o = outputs[k].cast<py::array>();
-          const std::string which = "column " + std::to_string(k);
-          if (a.ndim() != 1 || !(a.flags() & py::array::c_style) ||
-              static_cast<size_t>(a.size()) != n)
-            throw std::invalid_argument(which + " must be a contiguous 1-d array of n values");
-          const int s = static_cast<int>(a.itemsize());
-          if (s != 1 && s != 2 && s != 4 && s != 8)
-            throw std::invalid_argument(which + ": item size must be 1, 2, 4 or 8 bytes");
-          if (o.ndim() != 1 || !(o.flags() & py::array::c_style) || !o.writeable() ||
-              o.itemsize() != a.itemsize() || static_cast<size_t>(o.size()) < kept)
-            throw std::invalid_argument(which + ": output must be a writable contiguous 1-d "
-                                        "array of the same item size with room for the kept rows");
+          const int s = check_gather_pair(a, o, n, kept, "column " + std::to_string(k),
+                                          "the kept rows");
           ins.push_back(a.data());
           outs.push_back(o.mutable_data());
           sizes.push_back(s);
@@ -59,14 +50,9 @@ void register_compact(py::module_& m) {
           keep.push_back(a);
           keep.push_back(o);
         }
-        int64_t* pos = nullptr;
-        if (!positions.is_none()) {
-          auto p = positions.cast<py::array_t<int64_t, py::array::c_style>>();
-          if (p.ndim() != 1 || !p.writeable() || static_cast<size_t>(p.size()) < kept ||
-              !positions.is(p))
-            throw std::invalid_argument("positions must be a writable int64 array with room "
-                                        "for the kept rows");
-          pos = p.mutable_data();
+        int64_t* pos = checked_positions(positions, kept, "the kept rows");
+        if (pos != nullptr) {
+          const py::array p = positions.cast<py::array>();
           out_spans.push_back(span_of(p));
           in_spans.push_back({0, 0});
           keep.push_back(p);

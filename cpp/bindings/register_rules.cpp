@@ -129,16 +129,8 @@ void register_rules(py::module_& m) {
         for (size_t k = 0; k < keep_columns.size(); ++k) {
           py::array a = keep_columns[k].cast<py::array>();
           py::array o = keep_outputs[k].cast<py::array>();
-          const std::string which = "keep column " + std::to_string(k);
-          const int s = static_cast<int>(a.itemsize());
-          if (a.ndim() != 1 || !(a.flags() & py::array::c_style) ||
-              static_cast<size_t>(a.size()) != n || (s != 1 && s != 2 && s != 4 && s != 8))
-            throw std::invalid_argument(which + " must be a contiguous 1-d array of n values "
-                                        "of 1, 2, 4 or 8 bytes");
-          if (o.ndim() != 1 || !(o.flags() & py::array::c_style) || !o.writeable() ||
-              o.itemsize() != a.itemsize() || static_cast<size_t>(o.size()) < n)
-            throw std::invalid_argument(which + ": output must be a writable contiguous 1-d "
-                                        "array of the same item size with room for n rows");
+          const int s = check_gather_pair(a, o, n, n, "keep column " + std::to_string(k),
+                                          "n rows");
           ins.push_back(a.data());
           outs.push_back(o.mutable_data());
           sizes.push_back(s);
@@ -147,14 +139,9 @@ void register_rules(py::module_& m) {
           b.keep.push_back(a);
           b.keep.push_back(o);
         }
-        int64_t* pos = nullptr;
-        if (!positions.is_none()) {
-          auto p = positions.cast<py::array_t<int64_t, py::array::c_style>>();
-          if (p.ndim() != 1 || !p.writeable() || static_cast<size_t>(p.size()) < n ||
-              !positions.is(p))
-            throw std::invalid_argument("positions must be a writable int64 array with room "
-                                        "for n rows");
-          pos = p.mutable_data();
+        int64_t* pos = checked_positions(positions, n, "n rows");
+        if (pos != nullptr) {
+          const py::array p = positions.cast<py::array>();
           writes.push_back(span_of(p));
           b.keep.push_back(p);
         }
