@@ -359,6 +359,10 @@ def test_key_columns_with_rules_and_conditions():
     assert (conditioned["plan"] == "a").all() and conditioned["id"].is_unique
     with pytest.raises(ValueError, match="key column 'id'"):
         model.sample(10, seed=1, conditions={"id": 150})
+    import pyarrow as pa
+    for table in (pd.DataFrame({"id": [150, 151]}), pa.table({"id": [150, 151]})):
+        with pytest.raises(ValueError, match="key column 'id'"):
+            model.sample(None, seed=1, conditions=table)
 
 
 @pytest.mark.parametrize("values,match", [

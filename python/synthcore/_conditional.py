@@ -471,17 +471,18 @@ def parse_conditions(columns, conditions, n):
     """(n, per-row lists per column, is_range per column) from a dict or a DataFrame."""
     by_name = {m.name: m for m in columns}
     import pandas as pd
-    keys = [m.name for m in columns if m.kind == "key"]
-    names = list(conditions) if isinstance(conditions, dict) else \
-        list(getattr(conditions, "columns", []))
-    for name in names:
-        if name in keys:
-            raise ValueError(f"conditions name key column {name!r}: keys are generated from "
-                             "the row index, not sampled, so they cannot be conditioned on")
-    if isinstance(conditions, dict):
-        unknown = [c for c in conditions if c not in by_name]
+    def refuse_unknown_and_keys(names):
+        unknown = [c for c in names if c not in by_name]
         if unknown:
             raise ValueError(f"conditions name columns not in the model: {unknown}")
+        for name in names:
+            if by_name[name].kind == "key":
+                raise ValueError(f"conditions name key column {name!r}: keys are generated "
+                                 "from the row index, not sampled, so they cannot be "
+                                 "conditioned on")
+
+    if isinstance(conditions, dict):
+        refuse_unknown_and_keys(list(conditions))
         if n is None:
             raise ValueError("n is required with a dict of conditions")
         per_column = {}
@@ -497,9 +498,7 @@ def parse_conditions(columns, conditions, n):
             ("pyarrow", "polars")):
         from ._table import _to_pandas
         frame = _to_pandas(conditions)
-        unknown = [c for c in frame.columns if c not in by_name]
-        if unknown:
-            raise ValueError(f"conditions name columns not in the model: {unknown}")
+        refuse_unknown_and_keys(list(frame.columns))
         rows = len(frame)
         if n is not None and n != rows:
             raise ValueError(f"n = {n} but the conditions table has {rows} rows (one per "
