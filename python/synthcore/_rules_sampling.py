@@ -292,16 +292,16 @@ def fused_program(model, plan, rules, sampled):
     can evaluate ``rules`` on its chunks (copula_sample_rules); None otherwise (derived
     columns, or a rule reads a column the kernel does not write as the rules read it).
     The program is the one the unfused path binds, compiled from the same columns."""
-    from .rules import _TableView
     cached = getattr(rules, "_fused_for", None)    # (plan, sampled, result): per model plan
     if cached is not None and cached[0] is plan and cached[1] == sampled:
         return cached[2]
-    result = _fused_program(model, plan, rules, sampled, _TableView)
+    result = _fused_program(model, plan, rules, sampled)
     rules._fused_for = (plan, sampled, result)
     return result
 
 
-def _fused_program(model, plan, rules, sampled, _TableView):
+def _fused_program(model, plan, rules, sampled):
+    from .rules import _TableView
     empty = [np.empty(0, dt) for dt in plan.out_dtype]
     program, _, _ = rules.bind(_TableView(model._output_columns(empty, 0, 0),
                                           sentinel_nulls=sampled))
@@ -356,6 +356,10 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     # columns read straight from the kernel's buffers, whose nulls hold the sentinels
     sampled = frozenset(m.name for m in model.columns if m.value_dim is not None)
 
+    def note_kept_rows(mask, offset, limit):
+        if has_keys:      # key columns are made from the kept rows' indices
+            kept_rows.append(offset + np.flatnonzero(mask)[:limit])
+
     fused = fused_program(model, plan, rules, sampled) \
         if name == "cpu" and not merged and plan.d else None
 
@@ -375,8 +379,7 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
 
         def keep(limit):
             buffers.filled += limit
-            if has_keys:      # key columns are made from the kept rows' indices
-                kept_rows.append(offset + np.flatnonzero(mask)[:limit])
+            note_kept_rows(mask, offset, limit)
             return limit
         return mask.view(bool), counts, program.rule_texts, keep
 
@@ -394,8 +397,7 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
                                    backend=name)
             buffers.filled += limit
             derived_parts.append(kept[len(views):])
-            if has_keys:      # key columns are made from the kept rows' indices
-                kept_rows.append(offset + np.flatnonzero(mask)[:limit])
+            note_kept_rows(mask, offset, limit)
             return limit
         return mask, c, program.rule_texts, keep
 
