@@ -380,3 +380,16 @@ def test_integer_keys_that_overflow_their_dtype_are_an_error():
     assert model.sample(128, seed=0)["k"].tolist() == list(range(128))
     with pytest.raises(ValueError, match="key column 'k'.*overflow.*int8"):
         model.sample(129, seed=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_usable(), reason="needs CuPy, a GPU and the _cuda module")
+def test_gpu_integer_keys_on_device_equal_the_host_keys():
+    model = GaussianCopula(column_kinds={"id": "key"}).fit(_keyed_table().drop(columns="code"))
+    device = model.sample(5000, seed=1, backend="cuda", output="cupy", row_offset=9)
+    host = model.sample(5000, seed=1, backend="cpu", output="numpy", row_offset=9)
+    assert device["id"].dtype == host["id"].dtype == np.int32
+    np.testing.assert_array_equal(device["id"].get(), host["id"])
+    with_strings = GaussianCopula(column_kinds={"code": "key"}).fit(_keyed_table())
+    with pytest.raises(ValueError, match="key column 'code'"):
+        with_strings.sample(10, seed=1, backend="cuda", output="cupy")

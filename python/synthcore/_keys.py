@@ -51,17 +51,17 @@ def fit_key(column) -> dict:
 
 
 def key_values(name: str, params: dict, dtype: str, rows: np.ndarray):
-    """(kind, values) of a key column at the given row indices: integers of ``dtype``, or
-    an object array of strings (formatted by pyarrow's string kernels, not a Python loop)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    numbers = rows + np.int64(params["start"])
+    """(kind, values) of a key column at the given int64 row indices (NumPy, or CuPy for
+    integer keys): integers of ``dtype``, or an object array of strings (formatted by
+    pyarrow's string kernels, not a Python loop)."""
     if params.get("prefix") is None:
         info = np.iinfo(np.dtype(dtype))
         if rows.size and (int(rows.max()) + params["start"] > info.max
                           or int(rows.min()) + params["start"] < info.min):
             raise ValueError(f"key column {name!r}: keys from {params['start']} at rows up to "
                              f"{int(rows.max())} overflow its dtype {dtype}")
-        return "int", numbers.astype(dtype, copy=False)
+        return "int", (rows + params["start"]).astype(dtype, copy=False)
+    numbers = np.asarray(rows, dtype=np.int64) + np.int64(params["start"])
     import pyarrow as pa
     import pyarrow.compute as pc
     text = pc.cast(pa.array(numbers), pa.string())

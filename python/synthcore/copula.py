@@ -669,8 +669,9 @@ class GaussianCopula:
                 if m.params["prefix"] is not None:
                     raise ValueError(f"key column {m.name!r} holds strings, which CuPy output "
                                      "cannot; use a host output")
-                out[m.name] = cupy.arange(row_offset, row_offset + n, dtype=cupy.int64) + \
-                    int(m.params["start"])
+                from ._keys import key_values
+                out[m.name] = key_values(m.name, m.params, m.dtype, cupy.arange(
+                    row_offset, row_offset + n, dtype=cupy.int64))[1]
                 continue
             if m.null_dim is not None:
                 out[f"{m.name}.is_null"] = buffers[m.null_dim].view("bool")
