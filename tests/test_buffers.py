@@ -107,3 +107,45 @@ def test_release_buffers_gives_the_kept_memory_back():
     assert _buffers.kept_bytes() == 0
     y = _buffers.empty(1 << 20, np.float64)     # the pool still works afterwards
     assert y.base is not None
+
+
+def _resident_kib(address, nbytes):
+    """KiB of [address, address + nbytes) resident now (mincore through ctypes)."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    start = address // page * page
+    pages = (address + nbytes - start + page - 1) // page
+    vec = (ctypes.c_ubyte * pages)()
+    assert libc.mincore(ctypes.c_void_p(start), ctypes.c_size_t(pages * page), vec) == 0
+    return sum(v & 1 for v in vec) * page // 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and mincore")
+def test_shrink_keeps_the_first_rows_and_gives_the_rest_back():
+    _buffers.release()
+    n = 8 << 20                                    # 64 MiB of float64: huge-page block
+    a = _buffers.empty(n, np.float64)
+    address = a.ctypes.data
+    a[:] = np.arange(n, dtype=np.float64)          # every page mapped
+    assert _resident_kib(address, n * 8) >= 60 << 10
+    kept = 1_000_003
+    b = _buffers.shrink(a, kept)
+    assert b.shape == (kept,) and b.ctypes.data == address
+    assert np.array_equal(b, np.arange(kept, dtype=np.float64))
+    assert _resident_kib(address, n * 8) <= (kept * 8 >> 10) + 2048   # + one huge page
+    del a, b
+    gc.collect()
+    assert 0 < _buffers.kept_bytes() <= kept * 8 + (2 << 20)         # counted as mapped
+    c = _buffers.empty(n, np.float64)              # the same block, for the same size
+    assert c.ctypes.data == address
+    c[:] = 1.0                                     # the pages given back read as zeros
+    assert np.all(c == 1.0)                        # and are writable again
+    del c
+
+
+def test_shrink_of_a_plain_array_resizes_it():
+    a = np.arange(100, dtype=np.int64)
+    b = _buffers.shrink(a, 7)
+    assert b is a and np.array_equal(b, np.arange(7))

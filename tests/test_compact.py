@@ -161,6 +161,29 @@ def test_filter_fused_pass_equals_take(n, density):
         pd.testing.assert_frame_equal(got, want, check_index_type=True)
 
 
+def test_filter_fused_pass_large_output_streamed_and_reused():
+    # n rows x 44 bytes (8 NumPy columns and the row numbers; pandas keeps the datetime
+    # columns) are past rules_filter's streaming threshold (kStreamOutBytes, 64 MiB):
+    # blocks are staged and streamed out. The second and third filters take the first
+    # one's pooled outputs back (trimmed to its kept rows, then written past them)
+    rng = np.random.default_rng(11)
+    n = 2_000_001
+    df = _typed_frame(rng, 10, rng.random(10)).drop(columns="s").sample(n, replace=True,
+                                                                        random_state=1)
+    df["u"], df["v"] = rng.random(n), rng.random(n)
+    df = df.reset_index(drop=True)
+    for density, threads in ((0.3, 2), (0.9, 3), (0.05, 1)):
+        rules = Rules([f"u < {density}"])
+        want = df.take(np.flatnonzero(rules.evaluate(df, backend="numpy").mask))
+        synthcore.set_num_threads(threads)
+        try:
+            got = rules.filter(df, backend="cpu")
+        finally:
+            synthcore.set_num_threads(None)
+        pd.testing.assert_frame_equal(got, want, check_index_type=True)
+        del got
+
+
 def test_filter_fused_pass_derived_columns_and_index(threads):
     rng = np.random.default_rng(5)
     n = 50_000

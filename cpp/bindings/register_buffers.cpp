@@ -3,12 +3,16 @@
 // faulted in and zeroed by the kernel, which cost about a fifth of a copula
 // sample call. Here a buffer goes back to a bounded free list when the last array
 // (or view, DataFrame, Arrow array) using it is gone, and the next request of a
-// similar size takes it back, already mapped. All state is touched only with the
-// GIL held (requests come from Python, releases from a capsule's destructor).
+// similar size takes it back, already mapped. A buffer sized for the most rows a
+// call can produce (a filter's n) is trimmed to the rows it kept: the pages past
+// them go back to the OS (madvise), the block keeps its size for reuse, and the
+// pool counts only the bytes still mapped. All state is touched only with the GIL
+// held (requests come from Python, releases from a capsule's destructor).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <list>
 #include <new>
@@ -17,6 +21,7 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 namespace py = pybind11;
@@ -27,15 +32,20 @@ namespace {
 constexpr size_t kAlign = 64;
 constexpr size_t kHugePage = size_t{2} << 20;
 
+struct Block {
+  size_t bytes;     // its size
+  size_t resident;  // the bytes that may still be mapped: all of them unless trimmed
+};
+
 struct FreeBlock {
   void* block;
-  size_t bytes;
+  Block size;
 };
 
 struct Pool {
   std::list<FreeBlock> free;  // oldest first
-  std::unordered_map<void*, size_t> in_use;  // block -> its size
-  size_t free_bytes = 0;
+  std::unordered_map<void*, Block> in_use;
+  size_t free_bytes = 0;  // resident bytes of the free blocks
   size_t max_free_bytes = size_t{256} << 20;
 };
 
@@ -47,7 +57,7 @@ Pool& pool() {
 
 void drop_oldest_until(Pool& p, size_t limit) {
   while (p.free_bytes > limit && !p.free.empty()) {
-    p.free_bytes -= p.free.front().bytes;
+    p.free_bytes -= p.free.front().size.resident;
     std::free(p.free.front().block);
     p.free.pop_front();
   }
@@ -67,9 +77,9 @@ void* new_block(size_t bytes) {
 void* take_block(size_t bytes) {
   Pool& p = pool();
   for (auto it = p.free.begin(); it != p.free.end(); ++it)
-    if (it->bytes == bytes) {
+    if (it->size.bytes == bytes) {
       void* block = it->block;
-      p.free_bytes -= bytes;
+      p.free_bytes -= it->size.resident;
       p.free.erase(it);
       return block;
     }
@@ -80,14 +90,14 @@ void give_back(void* block) {
   Pool& p = pool();
   const auto it = p.in_use.find(block);
   if (it == p.in_use.end()) return;  // cannot happen: every block was registered
-  const size_t bytes = it->second;
+  const Block size = it->second;
   p.in_use.erase(it);
-  if (bytes > p.max_free_bytes) {
+  if (size.resident > p.max_free_bytes) {
     std::free(block);
     return;
   }
-  p.free.push_back(FreeBlock{block, bytes});
-  p.free_bytes += bytes;
+  p.free.push_back(FreeBlock{block, size});
+  p.free_bytes += size.resident;
   drop_oldest_until(p, p.max_free_bytes);
 }
 
@@ -103,7 +113,7 @@ py::array pooled_empty(py::ssize_t n, py::dtype dtype) {
   const size_t bytes = round_bytes(static_cast<size_t>(n) * static_cast<size_t>(dtype.itemsize()));
   void* block = take_block(bytes);
   try {
-    pool().in_use.emplace(block, bytes);
+    pool().in_use.emplace(block, Block{bytes, bytes});
   } catch (...) {
     std::free(block);
     throw;
@@ -112,12 +122,38 @@ py::array pooled_empty(py::ssize_t n, py::dtype dtype) {
   return py::array(dtype, {n}, {static_cast<py::ssize_t>(dtype.itemsize())}, block, owner);
 }
 
+// Gives back the pages of a pooled array's block past its first `used` bytes; false
+// (nothing done) when the array's memory is not a pooled block. The range is cut to
+// whole pages inside the block (huge pages for a huge-page block, so none is split):
+// a block inside malloc's heap keeps its neighbours' headers.
+bool pooled_trim(const py::array& array, size_t used) {
+  Pool& p = pool();
+  void* block = const_cast<void*>(array.data());
+  const auto it = p.in_use.find(block);
+  if (it == p.in_use.end()) return false;
+  Block& size = it->second;
+  used = std::min(used, size.bytes);
+#if defined(__linux__) && defined(MADV_DONTNEED)
+  const size_t page = size.bytes >= kHugePage ? kHugePage
+                                                : static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = reinterpret_cast<uintptr_t>(block);
+  const uintptr_t from = (start + used + page - 1) / page * page;
+  const uintptr_t to = (start + size.bytes) / page * page;
+  if (to > from && madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED) == 0)
+    size.resident = std::min(size.resident, from - start);
+#endif
+  return true;
+}
+
 }  // namespace
 
 void register_buffers(py::module_& m) {
   m.def("pooled_empty", &pooled_empty, py::arg("n"), py::arg("dtype"),
         "An uninitialised 1-d array whose memory returns to synthcore's buffer pool when "
         "the array and every view of it are gone.");
+  m.def("pooled_trim", &pooled_trim, py::arg("array"), py::arg("used_bytes"),
+        "Returns the pages of a pooled array's block past used_bytes to the system; the "
+        "block keeps its size for reuse. False when the array is not pooled.");
   m.def("buffer_pool_limit", [](py::ssize_t max_free_bytes) {
     if (max_free_bytes < 0) throw std::invalid_argument("the limit must be >= 0");
     pool().max_free_bytes = static_cast<size_t>(max_free_bytes);

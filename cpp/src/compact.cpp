@@ -221,6 +221,38 @@ size_t compact_block_positions(const uint8_t* mask, size_t m, size_t kept, int64
   return compact_block_positions_with(true, mask, m, kept, first, out);
 }
 
+void copy_streaming(void* dst, const void* src, size_t bytes) {
+#if defined(__x86_64__)
+  char* d = static_cast<char*>(dst);
+  const char* from = static_cast<const char*>(src);
+  const size_t head = std::min(bytes, (16 - reinterpret_cast<uintptr_t>(d) % 16) % 16);
+  std::memcpy(d, from, head);
+  size_t i = head;
+  for (; i + 64 <= bytes; i += 64) {  // SSE2: every x86-64 CPU has it
+    const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i));
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i + 16));
+    const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i + 32));
+    const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), v0);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 16), v1);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 32), v2);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + 48), v3);
+  }
+  for (; i + 16 <= bytes; i += 16)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i)));
+  std::memcpy(d + i, from + i, bytes - i);
+#else
+  std::memcpy(dst, src, bytes);
+#endif
+}
+
+void streaming_fence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
+
 size_t count_mask(const uint8_t* mask, size_t n, int num_threads) {
   const size_t pieces = (n + kPiece - 1) / kPiece;
   std::vector<size_t> counts(pieces, 0);

@@ -39,6 +39,9 @@ namespace {
 // 8,192 rows: measured fastest on the benchmark (2,048 was ~20% slower; longer runs
 // per column stream better, and the registers, 64 KiB each, still sit in L2).
 constexpr size_t kBlock = 8192;
+// rules_filter streams its outputs out when the rows it may write (n rows of every
+// gathered column) are at least this many bytes: well past the last-level cache
+constexpr size_t kStreamOutBytes = size_t{64} << 20;
 
 // Which of a, b, c are register operands, and whether the op writes dst.
 struct OpShape {
@@ -744,6 +747,7 @@ struct FilterPass {
   int64_t base;
   uint8_t* mask;
   size_t n, n_blocks, block;
+  bool stream_out;  // outputs far larger than the caches: staged, then streamed out
   std::atomic<size_t> next{0};
   std::unique_ptr<std::atomic<int64_t>[]> block_kept;  // -1 until counted
   std::vector<size_t> offset;                          // valid below the frontier
@@ -759,13 +763,30 @@ void compact_block_rows(const FilterPass& s, size_t b) {
   if (kept == 0) return;
   const uint8_t* mk = s.mask + r0;
   const compact::CompactColumns& k = *s.keep;
+  // a block's kept values are compacted in L1/L2, then written out with streaming
+  // stores: the output lines are never read for ownership
+  thread_local std::vector<char> staging;
+  if (s.stream_out && staging.size() < s.block * 8) staging.resize(s.block * 8);
   for (int c = 0; c < k.n_columns; ++c) {
     const size_t w = static_cast<size_t>(k.itemsize[c]);
-    compact::compact_block(mk, m, kept, static_cast<const char*>(k.in[c]) + r0 * w,
-                           static_cast<char*>(k.out[c]) + at * w, k.itemsize[c]);
+    char* out = static_cast<char*>(k.out[c]) + at * w;
+    const char* in = static_cast<const char*>(k.in[c]) + r0 * w;
+    if (s.stream_out) {
+      compact::compact_block(mk, m, kept, in, staging.data(), k.itemsize[c]);
+      compact::copy_streaming(out, staging.data(), kept * w);
+    } else {
+      compact::compact_block(mk, m, kept, in, out, k.itemsize[c]);
+    }
   }
-  if (s.positions)
-    compact::compact_block_positions(mk, m, kept, s.base + int64_t(r0), s.positions + at);
+  if (s.positions) {
+    if (s.stream_out) {
+      compact::compact_block_positions(mk, m, kept, s.base + int64_t(r0),
+                                       reinterpret_cast<int64_t*>(staging.data()));
+      compact::copy_streaming(s.positions + at, staging.data(), kept * 8);
+    } else {
+      compact::compact_block_positions(mk, m, kept, s.base + int64_t(r0), s.positions + at);
+    }
+  }
 }
 
 // One worker's blocks whose offsets were not known when their masks were done, oldest
@@ -873,6 +894,9 @@ size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
   s.n = n;
   s.block = kBlock;
   s.n_blocks = (n + s.block - 1) / s.block;
+  size_t row_bytes = s.positions ? 8 : 0;
+  for (int c = 0; c < keep.n_columns; ++c) row_bytes += static_cast<size_t>(keep.itemsize[c]);
+  s.stream_out = n * row_bytes >= kStreamOutBytes;
   s.block_kept.reset(new std::atomic<int64_t>[s.n_blocks]);
   for (size_t b = 0; b < s.n_blocks; ++b) s.block_kept[b].store(-1, std::memory_order_relaxed);
   s.offset.assign(s.n_blocks, 0);
@@ -889,6 +913,7 @@ size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
       const BlockFeed feed{filter_next, filter_done, &worker, std::min(s.block, n)};
       run_blocks(p, lowered, d, feed, mask, local.data());
       flush_pending(worker, true);
+      compact::streaming_fence();
       std::lock_guard<std::mutex> g(count_lock);
       for (int k = 0; k < p.n_rules; ++k) counts[k] += local[k];
     }
@@ -898,6 +923,7 @@ size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
     if (s.deferred[b]) late.push_back(b);
   parallel_for(late.size(), num_threads, 4, [&](size_t i0, size_t i1) {
     for (size_t i = i0; i < i1; ++i) compact_block_rows(s, late[i]);
+    compact::streaming_fence();
   });
   return s.running;
 }

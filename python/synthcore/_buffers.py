@@ -53,6 +53,19 @@ def empty(n: int, dtype) -> np.ndarray:
     return pool.pooled_empty(n, dtype)
 
 
+def shrink(array: np.ndarray, n: int) -> np.ndarray:
+    """The first n elements of a 1-d array from ``empty`` that was sized for more (a
+    filter's outputs, sized for every row): a pooled array becomes a view of its first
+    n, and the pages past them go back to the system while its block keeps its size
+    for the next request of that size; any other array is resized in place
+    (realloc, which shrinks without copying)."""
+    pool = _configured_pool()
+    if pool and array.base is not None and pool.pooled_trim(array, n * array.itemsize):
+        return array[:n]
+    array.resize(n, refcheck=False)
+    return array
+
+
 def release() -> None:
     """Give the memory kept for reuse back to the system (buffers in use stay)."""
     pool = _configured_pool()

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _buffers
 from ._rules_compile import (INT_NULL, ColumnInfo, Node, Program, RuleError, RuleSyntaxError,
                              RuleTypeError, compile_rules, parse)
 from ._reference import rules as _ref
@@ -396,9 +396,10 @@ def _filter_pandas_fused(rules, table, backend):
     """Rules.filter of a pandas DataFrame on the cpu backend in one native pass
     (rules_filter in cpp/src/rules.cpp): each block of rows is evaluated and its kept
     rows of every NumPy-backed column, and their row numbers, are compacted while the
-    block is in cache. The outputs are allocated for n rows and shrunk to the kept
-    rows afterwards (``ndarray.resize``: realloc, which shrinks in place), so only the
-    pages the kept rows fill are ever touched. The frame equals
+    block is in cache. The outputs are allocated for n rows from the buffer pool and
+    shrunk to the kept rows afterwards (``_buffers.shrink``): only the pages the kept
+    rows fill stay mapped, and the next filter of n rows reuses them without page
+    faults. The frame equals
     ``table.take(np.flatnonzero(mask))`` (columns, dtypes, index, attrs) with the
     derived columns appended; None when the cpu backend does not apply (the caller
     takes the general path)."""
@@ -411,17 +412,17 @@ def _filter_pandas_fused(rules, table, backend):
     core = _backend.core_module()
     native, arrays = _native_pandas_columns(table)
     base = table.index.start if _range_index(table) else 0
-    outs = [np.empty(n, dtype=a.dtype) for a in arrays]
-    positions = np.empty(n, dtype=np.int64)
-    mask = np.empty(n, dtype=np.uint8)
+    outs = [_buffers.empty(n, a.dtype) for a in arrays]
+    positions = _buffers.empty(n, np.int64)
+    mask = _buffers.empty(n, np.uint8)
     counts = np.zeros(program.n_rules, dtype=np.int64)
     outputs = [np.empty(n, dtype=_OUT_DTYPE[o.storage]) for o in program.outputs]
     kept = core.rules_filter(program.code, program.n_registers, program.const_f64,
                              program.const_i64, columns, _column_types(program), n, mask,
                              counts, outputs, _output_types(program), arrays, outs, positions,
                              int(base), _backend.get_num_threads())
-    for o in outs + [positions]:
-        o.resize(kept, refcheck=False)  # realloc to the kept rows: no copy
+    outs = [_buffers.shrink(o, kept) for o in outs]
+    positions = _buffers.shrink(positions, kept)
     out = _assemble_pandas(table, dict(zip(native, outs)), positions)
     if program.outputs:
         keep = mask.view(bool)

@@ -44,6 +44,14 @@ size_t compact_block_positions_with(bool avx512, const uint8_t* mask, size_t m, 
                                     int64_t first, int64_t* out);
 bool compact_block_has_avx512();
 
+// `bytes` from src to dst, the whole 16-byte units of dst by non-temporal stores: for
+// outputs far larger than the caches, which are not read again soon, this saves the
+// read-for-ownership of every line and leaves the caches to the inputs. Plain memcpy
+// where the CPU has no such stores. Call streaming_fence() before another thread reads
+// dst (the stores are weakly ordered).
+void copy_streaming(void* dst, const void* src, size_t bytes);
+void streaming_fence();
+
 // Rows with a non-zero mask byte, counted with num_threads threads.
 size_t count_mask(const uint8_t* mask, size_t n, int num_threads);
 
