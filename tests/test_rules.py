@@ -505,6 +505,12 @@ def test_cuda_matches_cpu():
     assert np.array_equal(to_host(gpu.mask), cpu.mask)
     assert np.array_equal(gpu.counts, cpu.counts)
     assert np.array_equal(_float_bits(to_host(gpu.derived["w"])), _float_bits(cpu.derived["w"]))
+    kept = r.filter({k: cupy.asarray(v) for k, v in t.items()}, backend="cuda")
+    want = r.filter(t, backend="cpu")
+    assert set(kept) == set(want)
+    for k, v in kept.items():
+        assert isinstance(v, cupy.ndarray) == (k in t), k   # derived columns: NumPy
+        assert np.array_equal(_float_bits(to_host(v)), _float_bits(np.asarray(want[k]))), k
 
 
 # ---- rules in copula sampling ---------------------------------------------------

@@ -313,6 +313,11 @@ class Rules:
         result = self.evaluate(table, backend=backend)
         mask = result.mask
         if hasattr(mask, "get"):
+            if isinstance(table, dict):   # CuPy columns stay CuPy; derived are NumPy
+                out = {k: v[mask] for k, v in table.items()}
+                host = mask.get()
+                out.update((k, v[host]) for k, v in result.derived.items())
+                return out
             mask = mask.get()
         derived = {k: v[mask] for k, v in result.derived.items()}
         module = type(table).__module__
