@@ -140,6 +140,18 @@ def _typed_frame(rng, n, u):
         "s": np.array([f"s{i}" for i in range(n)], dtype=object)})
 
 
+def _assert_filter_equals_take(rules, df, threads):
+    want = df.take(np.flatnonzero(rules.evaluate(df, backend="numpy").mask))
+    for t in threads:
+        synthcore.set_num_threads(t)
+        try:
+            got = rules.filter(df, backend="cpu")
+        finally:
+            synthcore.set_num_threads(None)
+        pd.testing.assert_frame_equal(got, want, check_index_type=True)
+        del got
+
+
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 8_191, 8_192, 8_193, 3 * 8_192 + 77, 200_003])
 @pytest.mark.parametrize("density", [0.0, 0.03, 0.5, 1.0])
 def test_filter_fused_pass_equals_take(n, density):
@@ -150,15 +162,7 @@ def test_filter_fused_pass_equals_take(n, density):
         u[5 * 8_192 + 3:7 * 8_192 - 5] = -1.0  # runs of blocks kept
     df = _typed_frame(rng, n, u)
     rules = Rules([f"u < {density}" if density < 1 else "u <= 1", "i16 >= 0"])
-    mask = rules.evaluate(df, backend="numpy").mask
-    want = df.take(np.flatnonzero(mask))
-    for threads in (1, 2, 3, 5):
-        synthcore.set_num_threads(threads)
-        try:
-            got = rules.filter(df, backend="cpu")
-        finally:
-            synthcore.set_num_threads(None)
-        pd.testing.assert_frame_equal(got, want, check_index_type=True)
+    _assert_filter_equals_take(rules, df, (1, 2, 3, 5))
 
 
 def test_filter_fused_pass_large_output_streamed_and_reused():
@@ -173,15 +177,7 @@ def test_filter_fused_pass_large_output_streamed_and_reused():
     df["u"], df["v"] = rng.random(n), rng.random(n)
     df = df.reset_index(drop=True)
     for density, threads in ((0.3, 2), (0.9, 3), (0.05, 1)):
-        rules = Rules([f"u < {density}"])
-        want = df.take(np.flatnonzero(rules.evaluate(df, backend="numpy").mask))
-        synthcore.set_num_threads(threads)
-        try:
-            got = rules.filter(df, backend="cpu")
-        finally:
-            synthcore.set_num_threads(None)
-        pd.testing.assert_frame_equal(got, want, check_index_type=True)
-        del got
+        _assert_filter_equals_take(Rules([f"u < {density}"]), df, (threads,))
 
 
 def test_filter_fused_pass_derived_columns_and_index(threads):
