@@ -42,7 +42,7 @@ __all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_
            "generate_tables"]
 
 MAX_ZIPF_SUPPORT = 50_000_000
-MAX_GROUPED_PARENTS = 50_000_000
+GROUP_BLOCK = 1 << 20   # parents per block of a per_parent key's totals (_GroupIndex)
 
 # type -> (required fields, optional fields); "nulls" and "hidden" are allowed on every column
 COLUMN_TYPES = {
@@ -1099,27 +1099,78 @@ def _grouping_key(t: TableSpec) -> Optional[ColumnSpec]:
     return None
 
 
-def _group_ends(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
-                rows: dict) -> np.ndarray:
-    """The cumulative sum of the parent's per_parent column over all parent rows: child
-    rows ends[p-1] .. ends[p]-1 belong to parent row p. Computed from that one column
-    (O(parent rows)), kept on the column for the last (seed, parent rows)."""
+class _GroupIndex:
+    """Child row -> parent row for a per_parent key without the running total over every
+    parent: only the totals at the ends of blocks of GROUP_BLOCK parents are kept, computed
+    from the start as far as the rows asked for need (so a window near the start of the
+    child does not count the whole parent); a window's rows find their block by binary
+    search over those totals, and only the blocks they touch are regenerated (their
+    counts, then a binary search inside the block). Memory: O(parents / block + block)."""
+
+    def __init__(self, parents: int, block: int):
+        self.parents, self.block = parents, block
+        self.blocks = -(-parents // block)
+        self.ends: list = []      # running total at the end of each block counted so far
+        self.recent: dict = {}    # block -> running totals inside it (the last two used)
+
+    def _local_ends(self, b, spec, table, c, key, backend, rows) -> np.ndarray:
+        """The running total of the counts at each parent of block ``b``."""
+        got = self.recent.get(b)
+        if got is None:
+            p = c.params
+            parent = spec.tables[p["table"]]
+            start = b * self.block
+            n = min(self.block, self.parents - start)
+            counts = _generate_columns(spec, parent, _Window(start, n), key, backend, rows,
+                                       wanted=[p["per_parent"]])[p["per_parent"]]
+            _check_counts(table, c, parent, counts)
+            got = np.cumsum(counts.values, dtype=np.int64)
+            if b:
+                got += self.ends[b - 1]
+            while len(self.recent) >= 2:
+                self.recent.pop(next(iter(self.recent)))
+            self.recent[b] = got
+        return got
+
+    def cover(self, row: int, *args) -> bool:
+        """Count blocks until the child row ``row`` is inside them (True) or every
+        block is counted and the child has no such row (False)."""
+        while (not self.ends or self.ends[-1] <= row) and len(self.ends) < self.blocks:
+            local = self._local_ends(len(self.ends), *args)
+            self.ends.append(int(local[-1]))
+        return bool(self.ends) and row < self.ends[-1]
+
+    def total(self, *args) -> int:
+        self.cover(2**63 - 1, *args)
+        return self.ends[-1] if self.ends else 0
+
+    def parent_rows(self, own: np.ndarray, *args) -> np.ndarray:
+        """The parent row of each child row in ``own`` (any order, repeats)."""
+        if not len(own):
+            return np.zeros(0, dtype=np.int64)
+        if not self.cover(int(own.max()), *args):
+            return None
+        block_of = np.searchsorted(np.asarray(self.ends, dtype=np.int64), own, side="right")
+        out = np.empty(len(own), dtype=np.int64)
+        for b in np.unique(block_of):
+            at = block_of == b
+            local = self._local_ends(int(b), *args)
+            out[at] = int(b) * self.block + np.searchsorted(local, own[at], side="right")
+        return out
+
+
+def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
+                 rows: dict) -> _GroupIndex:
+    """The _GroupIndex of a per_parent key, kept on the column for the last (seed,
+    parent rows, block size)."""
     p = c.params
-    parent = spec.tables[p["table"]]
-    m = _parent_rows(spec, parent.name, rows, key, backend)
-    if m > MAX_GROUPED_PARENTS:
-        raise SpecError(f"a per_parent key groups at most {MAX_GROUPED_PARENTS:,} parent rows "
-                        f"(their running total is kept); parent table {parent.name!r} has "
-                        f"{m:,}", table.name, c.name, "per_parent")
+    m = _parent_rows(spec, p["table"], rows, key, backend)
     cache = p.setdefault("_groups", {})
-    tag = (key.k0, key.k1, m)
+    tag = (key.k0, key.k1, m, GROUP_BLOCK)
     if cache.get("tag") != tag:
-        counts = _generate_columns(spec, parent, _Window(0, m), key, backend, rows,
-                                   wanted=[p["per_parent"]])[p["per_parent"]]
-        _check_counts(table, c, parent, counts)
         cache.clear()
-        cache.update(tag=tag, ends=np.cumsum(counts.values, dtype=np.int64))
-    return cache["ends"]
+        cache.update(tag=tag, index=_GroupIndex(m, GROUP_BLOCK))
+    return cache["index"]
 
 
 def _check_counts(table, c, parent, counts: OutputColumn):
@@ -1140,8 +1191,7 @@ def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optiona
     c = _grouping_key(t)
     if c is None:
         return rows.get(name, t.rows)
-    ends = _group_ends(spec, t, c, key, backend, rows)
-    total = int(ends[-1]) if len(ends) else 0
+    total = _group_index(spec, t, c, key, backend, rows).total(spec, t, c, key, backend, rows)
     if rows.get(name, total) != total:
         raise ValueError(f"table {name!r} has {total:,} rows, the sum of "
                          f"{c.params['table']}.{c.params['per_parent']}; rows[{name!r}] = "
@@ -1180,13 +1230,15 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
                                        wanted=[p["per_parent"]])[p["per_parent"]]
             _check_counts(table, c, parent, counts)
             return np.zeros(0, dtype=np.int64)
-        ends = _group_ends(spec, table, c, key, backend, rows)
+        args = (spec, table, c, key, backend, rows)
+        index = _group_index(*args)
         own = sel.index()
-        if not len(ends) or own.max() >= ends[-1]:
-            raise ValueError(f"table {table.name!r} has {int(ends[-1]) if len(ends) else 0:,} "
-                             f"rows (the sum of {parent.name}.{p['per_parent']}); row "
-                             f"{int(own.max()):,} was asked for")
-        return np.searchsorted(ends, own, side="right").astype(np.int64)
+        got = index.parent_rows(own, *args)
+        if got is None:
+            raise ValueError(f"table {table.name!r} has {index.total(*args):,} rows (the sum "
+                             f"of {parent.name}.{p['per_parent']}); row {int(own.max()):,} "
+                             "was asked for")
+        return got
     m = _parent_rows(spec, parent.name, rows, key, backend) if n else \
         max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
@@ -1294,19 +1346,24 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
     _check_output(output)
     name = _resolve_backend(backend)
     key = philox_key(spec.seed if seed is None else seed)
-    total = None
-    if _grouping_key(t) is not None:   # rows per parent: the table's size is known
-        total = rows[t.name] = _table_rows(spec, t.name, rows, key, name)
+    group = _grouping_key(t)
+    if group is not None and (n is None or t.name in rows):
+        # rows per parent: the table's size is the sum of the counts (a given one must agree)
+        rows[t.name] = _table_rows(spec, t.name, rows, key, name)
     if n is None:
         n = rows.get(t.name, t.rows)
         if n is None:
             raise ValueError(f"give the number of rows: n=... (table {t.name!r} has no 'rows')")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
-    if total is not None and row_offset + n > total:
-        raise ValueError(f"table {t.name!r} has {total:,} rows (rows per parent); rows "
-                         f"{row_offset:,}..{row_offset + n - 1:,} were asked for")
-    if t.name not in rows and row_offset == 0:
+    if group is not None and n:   # counts the parents' blocks only as far as the window
+        args = (spec, t, group, key, name, rows)
+        index = _group_index(*args)
+        if not index.cover(row_offset + n - 1, *args):
+            raise ValueError(f"table {t.name!r} has {index.total(*args):,} rows (rows per "
+                             f"parent); rows {row_offset:,}..{row_offset + n - 1:,} were "
+                             "asked for")
+    if t.name not in rows and row_offset == 0 and group is None:
         rows[t.name] = n   # this call makes the whole table (for keys to the table itself)
     cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
     return build_output([cols[c] for c in t.columns if not t.columns[c].hidden], output)
