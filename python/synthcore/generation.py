@@ -1253,7 +1253,12 @@ def _rule_reads_view(spec: Spec, t: TableSpec, table, seed, rows, backend):
             raise ValueError(f"table {t.name!r}, column {k!r}: a foreign key holds integers "
                              f"or key text, got a {kc.info.kind} column")
         m = _parent_rows(spec, parent.name, rows, key, name_b)
-        at = _key_rows(parent, c, values, null, key)
+        if kc.info.kind == "categorical":   # text keys: each distinct value once
+            text = cats[:-1]
+            at = _key_rows(parent, c, text, np.zeros(len(text), dtype=bool), key)
+            at = np.where(null, -1, np.append(at, -1)[np.asarray(kc.values)])
+        else:
+            at = _key_rows(parent, c, values, null, key)
         bad = ~null & ((at < 0) | (at >= m))
         at = np.where(null | bad, 0, at)
         wanted = [col for _, col in reads]
