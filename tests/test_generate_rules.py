@@ -18,6 +18,7 @@ RULES = [
     "if cust.country = 'US' then lag < 30",
     "order_date >= cust.regions.launch + 100 days",       # two hops, by table name
     "cust.customer_id = cust",                            # the key read back
+    "by_num.score < 1 and by_num.num = by_num",           # an integer sequence, step < 0
 ]
 
 SPEC = {"seed": 3, "tables": {
@@ -27,6 +28,7 @@ SPEC = {"seed": 3, "tables": {
     "customers": {"rows": 3000, "columns": {
         "customer_id": {"type": "sequence", "start": 1000, "step": 3, "format": "C{:06d}"},
         "uid": {"type": "uuid"},
+        "num": {"type": "sequence", "start": 5, "step": -2},
         "region": {"type": "foreign_key", "table": "regions", "column": "rid"},
         "signup": "region.launch + 100 days",
         "country": {"type": "categorical", "values": ["US", "CA", "MX"],
@@ -38,6 +40,7 @@ SPEC = {"seed": 3, "tables": {
                  "distribution": "zipf", "s": 1.1, "nulls": 0.05},
         "by_uid": {"type": "foreign_key", "table": "customers", "column": "uid"},
         "row": {"type": "foreign_key", "table": "customers"},
+        "by_num": {"type": "foreign_key", "table": "customers", "column": "num"},
         "lag": {"type": "integer", "low": 0, "high": 60},
         "order_date": "cust.signup + lag * 1 day"},
         "rules": RULES}}}
@@ -53,12 +56,13 @@ def _joined(tables) -> pd.DataFrame:
     cust = tables["customers"].copy()
     cust["regions.launch"] = regions["launch"].reindex(cust["region"].to_numpy()).to_numpy()
     orders = tables["orders"].copy()
-    for key, by in [("cust", "customer_id"), ("by_uid", "uid"), ("row", None)]:
+    for key, by in [("cust", "customer_id"), ("by_uid", "uid"), ("row", None),
+                    ("by_num", "num")]:
         parent = cust.set_index(by) if by else cust
         got = parent.reindex(orders[key].to_numpy()).reset_index()
         if by:
             got[by] = got[by].where(orders[key].notna().to_numpy())
-        for col in ["customer_id", "signup", "country", "score", "regions.launch"]:
+        for col in ["customer_id", "signup", "country", "score", "regions.launch", "num"]:
             orders[f"{key}.{col}"] = got[col].to_numpy() if col in got else None
     return orders
 
@@ -72,7 +76,8 @@ def test_rules_reading_parents_count_what_a_join_counts(backend):
     counts = want.to_dict()
     assert got.to_dict() == counts
     per_rule = [r["violations"] for r in counts["rules"]]
-    assert per_rule[0] == 0 and per_rule[-1] == 0 and per_rule[5] == 0
+    assert per_rule[0] == 0 and per_rule[5] == 0 and per_rule[6] == 0
+    assert 200 < per_rule[7] < 4800
     assert all(200 < v < 4800 for v in per_rule[1:5]), per_rule   # the reads matter
     # another seed's parents are other rows: the check names the key that does not fit
     with pytest.raises(ValueError, match="column 'by_uid', row 0: .* is not a key of parent "
