@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from synthcore import Rules, RuleSyntaxError, SpecError, generate, generate_tables, load_spec
+from synthcore import (Rules, RuleSyntaxError, SpecError, generate, generate_at, generate_tables,
+                       load_spec)
 from synthcore._seeding import philox_key
 from synthcore.generation import _generate_columns, _RowSet, _Window
 
@@ -174,7 +175,8 @@ def test_example_shop_orders_after_signup():
     import importlib.resources
     spec = load_spec(str(importlib.resources.files("synthcore") / "data" / "specs" /
                          "shop_orders.yaml"))
-    t = generate_tables(spec, rows={"customers": 300, "orders": 2000, "lines": 5000})
+    rows = {"customers": 300, "orders": 2000, "lines": 5000}
+    t = generate_tables(spec, rows=rows)
     cust, orders, lines = t["customers"], t["orders"], t["lines"]
     j = _by_key(cust, "customer_id", orders["customer_id"])
     assert (orders["order_date"] >= j["signup_date"]).all()
@@ -183,7 +185,7 @@ def test_example_shop_orders_after_signup():
     pd.testing.assert_series_equal(lines["order_date"], jo["order_date"], check_names=False)
     assert (lines["customer_id"].to_numpy() == jo["customer_id"].to_numpy()).all()
     for name, df in t.items():
-        report = spec.tables[name].check(df)
+        report = spec.tables[name].check(df, rows=rows)   # rules read parents
         assert report.n_valid == report.n_rows, str(report)
 
 
@@ -506,8 +508,73 @@ def test_rows_per_parent_must_be_counts_and_set_the_size():
         spec["tables"]["orders"]["columns"]["customer_id"])
     with pytest.raises(SpecError, match="one key per table"):
         load_spec(spec)
-    with pytest.raises(SpecError, match="at most 50,000,000 parent rows"):
-        generate(PER_PARENT, 5, table="orders", rows={"customers": 10**9})
+    spec = json_copy(PER_PARENT)   # a bad count in a block a window needs: the same error
+    spec["tables"]["customers"]["columns"]["n_orders"] = "when customer_id = 'C00700' " \
+        "then -1 else 2"
+    with pytest.raises(SpecError, match="negative"):
+        generate(spec, 5, table="orders", row_offset=1500)
+
+
+def _old_parent_rows(counts, child_rows):
+    """The running total over every parent (the implementation before blocks)."""
+    return np.searchsorted(np.cumsum(counts, dtype=np.int64), child_rows, side="right")
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_rows_per_parent_blocks_give_the_same_rows(monkeypatch, block):
+    import synthcore.generation as gen
+    want = generate_tables(PER_PARENT, rows={"items": 2000})
+    monkeypatch.setattr(gen, "GROUP_BLOCK", block)
+    got = generate_tables(PER_PARENT, rows={"items": 2000})
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name])
+    counts = want["customers"]["n_orders"].to_numpy()
+    parents = _old_parent_rows(counts, np.arange(len(want["orders"])))
+    np.testing.assert_array_equal(want["customers"]["customer_id"].to_numpy()[parents],
+                                  got["orders"]["customer_id"].to_numpy())
+    # windows that start and end inside blocks, rows in any order, empty blocks (zeros)
+    spec = json_copy(PER_PARENT)
+    spec["tables"]["customers"]["columns"]["n_orders"]["high"] = 1
+    whole = generate(spec, table="orders")
+    for a, b in [(0, 1), (3, 40), (17, len(whole))]:
+        pd.testing.assert_frame_equal(generate(spec, b - a, table="orders", row_offset=a),
+                                      whole.iloc[a:b].reset_index(drop=True))
+    idx = np.random.default_rng(block).integers(0, len(whole), 300)
+    pd.testing.assert_frame_equal(generate_at(spec, idx, table="orders"),
+                                  whole.iloc[idx].reset_index(drop=True))
+
+
+def test_rows_per_parent_over_a_billion_parents_count_only_the_blocks_a_window_needs():
+    import tracemalloc
+
+    import synthcore.generation as gen
+    m = 10**9
+    spec = load_spec(PER_PARENT)
+    tracemalloc.start()
+    try:
+        got = generate(spec, 500, table="orders", row_offset=3_000_000,
+                       rows={"customers": m})
+        at = generate_at(spec, [2, 2_999_999, 10, 2_600_000], table="orders",
+                         columns=["customer_id", "d"], rows={"customers": m})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20      # per-parent memory would be 8 bytes x 10**9
+    index = spec.tables["orders"].columns["customer_id"].params["_groups"]["index"]
+    assert index.blocks == -(-m // gen.GROUP_BLOCK) and len(index.ends) <= 3
+    # independently: the counts of just the first parents, their running total
+    need = 2 * gen.GROUP_BLOCK
+    cust = generate(PER_PARENT, need, table="customers", rows={"customers": m})
+    ends = np.cumsum(cust["n_orders"].to_numpy())
+    assert ends[-1] > 3_000_500
+    for rows_, frame in [(np.arange(3_000_000, 3_000_500), got),
+                         (np.array([2, 2_999_999, 10, 2_600_000]), at)]:
+        parents = np.searchsorted(ends, rows_, side="right")
+        np.testing.assert_array_equal(frame["customer_id"].to_numpy(),
+                                      cust["customer_id"].to_numpy()[parents])
+        pd.testing.assert_series_equal(frame["d"], (cust["signup"].iloc[parents] + pd.Timedelta(
+            days=1)).reset_index(drop=True), check_names=False)
+    np.testing.assert_array_equal(got["order_id"].to_numpy(), np.arange(3_000_001, 3_000_501))
 
 
 def json_copy(x):

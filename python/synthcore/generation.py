@@ -42,7 +42,7 @@ __all__ = ["SpecError", "TableSpec", "Spec", "load_spec", "generate", "generate_
            "generate_tables"]
 
 MAX_ZIPF_SUPPORT = 50_000_000
-MAX_GROUPED_PARENTS = 50_000_000
+GROUP_BLOCK = 1 << 20   # parents per block of a per_parent key's totals (_GroupIndex)
 
 # type -> (required fields, optional fields); "nulls" and "hidden" are allowed on every column
 COLUMN_TYPES = {
@@ -73,8 +73,10 @@ class SpecError(ValueError):
     """A table spec is invalid. ``table``, ``column``, ``field`` say where."""
 
     def __init__(self, message: str, table: Optional[str] = None,
-                 column: Optional[str] = None, field: Optional[str] = None):
+                 column: Optional[str] = None, field: Optional[str] = None, *,
+                 rule: Optional[int] = None, position: Optional[int] = None):
         self.table, self.column, self.field = table, column, field
+        self.rule, self.position = rule, position   # a table rule: its index, where in it
         where = []
         if table is not None:
             where.append(f"table {table!r}")
@@ -82,6 +84,10 @@ class SpecError(ValueError):
             where.append(f"column {column!r}")
         if field is not None:
             where.append(f"field {field!r}")
+        if rule is not None:
+            where.append(f"rule {rule}")
+        if position is not None:
+            where.append(f"position {position}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
@@ -478,6 +484,47 @@ class TableSpec:
         self.refs: dict = {}   # 'key.col' read by a column -> (foreign key column, parent column)
         self.order = self._dependency_order()
         self._programs: dict = {}
+        self._spec = None      # the Spec this table is part of (set by Spec)
+        self.rule_reads = self._rule_reads()
+
+    def _rule_error(self, index: int, message: str, position: Optional[int]) -> SpecError:
+        text = self.rules[index]
+        caret = f"\n    {text}\n    {' ' * position}^" \
+            if position is not None and len(text) <= 200 else ""
+        return SpecError(f"{text!r}: {message}{caret}", self.name, field="rules", rule=index,
+                         position=position)
+
+    def _rule_reads(self) -> dict:
+        """{name: (rule index, position)} of the parent attributes the rules read (dotted
+        names that are not columns: ``customer_id.signup_date``, ``customers.vip``,
+        ``order_id.customer_id.signup_date``); each must read through a visible foreign
+        key, since ``check`` takes the key's values from the checked table."""
+        reads: dict = {}
+        for i, text in enumerate(self.rules):
+            try:
+                parsed = parse(text, i)
+            except RuleError as e:
+                raise self._rule_error(i, e.message, e.position) from None
+            names = [] if parsed.target is None else [(parsed.target, parsed.target_pos)]
+            stack = [parsed.expr]
+            while stack:
+                node = stack.pop()
+                if node.kind == "col":
+                    names.append((node.value, node.pos))
+                stack.extend(node.args)
+            for name, pos in sorted(names, key=lambda x: x[1]):
+                if name in self.columns or "." not in name or name in reads:
+                    continue
+                ref, problem = self._resolve_ref(name)
+                if ref is None:
+                    raise self._rule_error(i, problem, pos)
+                if self.columns[ref[0]].hidden:
+                    raise self._rule_error(i, f"{name!r} reads the parent row through the "
+                                           f"hidden foreign key {ref[0]!r}; check takes the "
+                                           "key from the checked table, which has no hidden "
+                                           "columns (make the key visible)", pos)
+                reads[name] = (i, pos)
+        return reads
 
     @classmethod
     def from_dict(cls, data: dict, name: str = "table") -> "TableSpec":
@@ -579,9 +626,19 @@ class TableSpec:
         from .rules import Rules
         return Rules(self.rules)
 
-    def check(self, table, *, backend: Optional[str] = None):
-        """The rules report of ``table`` against this spec's ``rules``."""
-        return self.rule_set().report(table, backend=backend)
+    def check(self, table, *, seed=None, rows: Optional[dict] = None,
+              backend: Optional[str] = None):
+        """The rules report of ``table`` (rows of this table, as ``generate`` gives them)
+        against this spec's ``rules``. Rules that read parent attributes
+        (``customer_id.signup_date``) get them as ``generate`` does: the parent's columns
+        regenerated at the rows the table's key values point to, from ``seed`` (default:
+        the spec's) and ``rows`` (the parents' row counts, as for ``generate``)."""
+        rules = self.rule_set()
+        if not self.rule_reads:
+            return rules.report(table, backend=backend)
+        spec = self._spec if self._spec is not None else load_spec(self)
+        return rules.report(_rule_reads_view(spec, self, table, seed, rows, backend),
+                            backend=backend)
 
 
 class Spec:
@@ -598,6 +655,7 @@ class Spec:
                                 field="tables")
             self.tables[name] = t if isinstance(t, TableSpec) else TableSpec.from_dict(t, name)
             self.tables[name].name = name
+            self.tables[name]._spec = self
         self.seed = seed
         self._check_keys()
         self.order = self._table_order()
@@ -670,7 +728,14 @@ class Spec:
             for c in t.columns.values():
                 for d in c.depends:
                     if d not in t.columns:
-                        self._check_ref(t, c, d)
+                        problem = self._ref_problem(t, d)
+                        if problem:
+                            raise SpecError(problem, t.name, c.name,
+                                            "expr" if c.type == "expression" else "column")
+            for d, (i, pos) in t.rule_reads.items():
+                problem = self._ref_problem(t, d)
+                if problem:
+                    raise t._rule_error(i, problem, pos)
             self._check_self_reads(t)
 
     def _check_self_reads(self, t: TableSpec):
@@ -694,20 +759,18 @@ class Spec:
                             t.name, first,
                             "expr" if t.columns[first].type == "expression" else "column")
 
-    def _check_ref(self, table: TableSpec, c: ColumnSpec, name: str):
-        """The parent column that ``name`` reads exists (maybe through the parent's own
-        foreign keys: ``order_id.customer_id.country``)."""
-        fld = "expr" if c.type == "expression" else "column"
-        path, origin = name, table.name
+    def _ref_problem(self, table: TableSpec, name: str) -> Optional[str]:
+        """None if the parent column that ``name`` reads exists (maybe through the
+        parent's own foreign keys: ``order_id.customer_id.country``), else why not."""
+        path = name
         while True:
             key, col = table.parent_ref(name)
             parent = self.tables[table.columns[key].params["table"]]
             if col in parent.columns:
-                return
+                return None
             if parent.parent_ref(col) is None:
-                raise SpecError(f"{path!r}: parent table {parent.name!r} has no column "
-                                f"{col!r}; it has {', '.join(map(repr, parent.columns))}",
-                                origin, c.name, fld)
+                return (f"{path!r}: parent table {parent.name!r} has no column {col!r}; it "
+                        f"has {', '.join(map(repr, parent.columns))}")
             table, name = parent, col
 
     def _table_order(self) -> list:
@@ -1079,6 +1142,157 @@ def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, name
     return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
 
+def _uuid_rows(key, table: str, column: str, text: np.ndarray) -> np.ndarray:
+    """The row whose uuid has these low 62 bits (the Feistel network run backwards), or
+    -1 where ``text`` is not a uuid; whether the whole text matches is checked by the
+    caller, by regenerating the column at that row."""
+    mask31 = np.uint64(2**31 - 1)
+    out = np.full(len(text), -1, dtype=np.int64)
+    ok = np.array([isinstance(t, str) and len(t) == 36 for t in text], dtype=bool)
+    if not ok.any():
+        return out
+    low = np.zeros(len(text), dtype=np.uint64)
+    for i in np.flatnonzero(ok):
+        try:
+            low[i] = int(text[i][19:23] + text[i][24:], 16) & (2**62 - 1)
+        except ValueError:
+            ok[i] = False
+    round_keys = _ref_random.element_u64((key.k0, key.k1), _stream(table, column, "uuid"),
+                                         np.arange(4))
+    left, right = low >> np.uint64(31), low & mask31
+    with np.errstate(over="ignore"):
+        for k in round_keys[::-1]:   # (l, r) -> (r, l ^ f(r)) undone: r = l', l = r' ^ f(l')
+            h = (left ^ k) * np.uint64(0x9E3779B97F4A7C15)
+            left, right = right ^ ((h >> np.uint64(29)) & mask31), left
+    rows = ((left << np.uint64(31)) | right).astype(np.int64)
+    out[ok] = rows[ok]
+    return out
+
+
+def _key_rows(parent: TableSpec, c: ColumnSpec, values: np.ndarray, null: np.ndarray,
+              key) -> np.ndarray:
+    """The parent row each key value names (-1 where none can): the value itself for a
+    key without column, else the inverse of the parent's sequence (formatted or not) or
+    uuid. A candidate only: the caller regenerates the key there and compares."""
+    col = c.params["column"]
+    if col is not None and parent.columns[col].type == "uuid":
+        return np.where(null, -1, _uuid_rows(key, parent.name, col, values))
+    fmt = None if col is None else parent.columns[col].params["format"]
+    ints = np.full(len(values), -1, dtype=np.int64)
+    ok = np.zeros(len(values), dtype=bool)
+    if fmt is not None or values.dtype == object:   # text: the number inside the format
+        prefix, suffix = (fmt[0], fmt[3]) if fmt is not None else ("", "")
+        for i in np.flatnonzero(~null):
+            v = values[i]
+            if fmt is None or not isinstance(v, str) or not v.startswith(prefix) or \
+                    not v.endswith(suffix):
+                continue
+            try:
+                x = int(v[len(prefix):len(v) - len(suffix)])
+            except ValueError:
+                continue
+            if -(2**63) < x < 2**63:
+                ints[i], ok[i] = x, True
+    elif values.dtype.kind == "f":
+        ok = ~null & np.isfinite(values) & (values == np.floor(values)) & \
+            (np.abs(values) < 2.0**63)
+        ints[ok] = values[ok].astype(np.int64)
+    else:
+        ok = ~null
+        ints[ok] = values[ok]
+    if col is None:
+        return np.where(ok, ints, -1)
+    p = parent.columns[col].params
+    with np.errstate(over="ignore"):   # a wrapped value fails the comparison afterwards
+        shifted = ints - np.int64(p["start"])
+        row = shifted // np.int64(p["step"])
+        ok &= row * np.int64(p["step"]) == shifted
+    return np.where(ok, row, -1)
+
+
+def _rule_reads_view(spec: Spec, t: TableSpec, table, seed, rows, backend):
+    """A rules view of ``table`` with the parent attributes its rules read added: each
+    key's values are turned back into parent rows, the key is regenerated there (a value
+    that is not the key the parent has there is an error), and the attributes are read
+    as a generated column reads them (``_parent_columns``); a null key reads nulls."""
+    from .rules import _TableView
+    if seed is None and spec.seed is None:
+        raise ValueError(f"table {t.name!r}: its rules read parent attributes, which are "
+                         "regenerated from the seed the table was generated with: give "
+                         "seed=...")
+    key = philox_key(spec.seed if seed is None else seed)
+    rows = _rows_arg(rows)
+    name_b = _resolve_backend(backend)
+    base = _TableView(table)
+    by_key: dict = {}
+    for name in t.rule_reads:
+        k, col = t.parent_ref(name)
+        by_key.setdefault(k, []).append((name, col))
+    extra = []
+    for k, reads in by_key.items():
+        c = t.columns[k]
+        parent = spec.tables[c.params["table"]]
+        if k not in base.names:
+            i, pos = t.rule_reads[reads[0][0]]
+            raise ValueError(f"table {t.name!r}, rule {i} {t.rules[i]!r}: it reads "
+                             f"{reads[0][0]!r} through the foreign key {k!r}, which the "
+                             "checked table does not have")
+        kc = base.column(k)
+        values = kc.values
+        if kc.info.kind == "categorical":
+            cats = np.empty(len(kc.info.categories) + 1, dtype=object)
+            cats[:-1] = kc.info.categories
+            cats[-1] = None
+            values = cats[np.asarray(values)]          # code -1 (null) -> None
+            null = np.asarray(kc.values) < 0
+        elif kc.info.kind == "int":
+            null = values == INT_NULL
+        elif kc.info.kind == "float":
+            null = np.isnan(values)
+        else:
+            raise ValueError(f"table {t.name!r}, column {k!r}: a foreign key holds integers "
+                             f"or key text, got a {kc.info.kind} column")
+        m = _parent_rows(spec, parent.name, rows, key, name_b)
+        if kc.info.kind == "categorical":   # text keys: each distinct value once
+            text = cats[:-1]
+            at = _key_rows(parent, c, text, np.zeros(len(text), dtype=bool), key)
+            at = np.where(null, -1, np.append(at, -1)[np.asarray(kc.values)])
+        else:
+            at = _key_rows(parent, c, values, null, key)
+        bad = ~null & ((at < 0) | (at >= m))
+        at = np.where(null | bad, 0, at)
+        wanted = [col for _, col in reads]
+        if c.params["column"] is not None:
+            wanted.append(c.params["column"])
+        got = _parent_columns(spec, parent, at, wanted, key, name_b, rows)
+        if c.params["column"] is not None:   # the key the parent has at that row
+            kv = got[c.params["column"]]
+            regenerated = kv.categories[kv.values] if kv.kind == "categorical" else kv.values
+            bad |= ~null & (regenerated != values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"table {t.name!r}, column {k!r}, row {i}: {values[i]!r} is not a "
+                             f"key of parent table {parent.name!r} ({m:,} rows with the seed "
+                             "given); check a table with the seed and row counts it was "
+                             "generated with")
+        for name, col in reads:
+            v = dataclasses.replace(got[col], name=name)
+            if null.any():
+                _apply_nulls(v, null)
+            extra.append(v)
+
+    class _WithReads(_TableView):
+        def __init__(self):
+            super().__init__(table)
+            self.reads = _TableView(extra)
+            self.names = self.names + [n for n in self.reads.names if n not in self.names]
+
+        def column(self, name):
+            return self.reads.column(name) if name in t.rule_reads else super().column(name)
+
+    return _WithReads()
+
+
 def _apply_nulls(col: OutputColumn, null: np.ndarray):
     if col.null is not None:
         null = null | col.null
@@ -1099,27 +1313,78 @@ def _grouping_key(t: TableSpec) -> Optional[ColumnSpec]:
     return None
 
 
-def _group_ends(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
-                rows: dict) -> np.ndarray:
-    """The cumulative sum of the parent's per_parent column over all parent rows: child
-    rows ends[p-1] .. ends[p]-1 belong to parent row p. Computed from that one column
-    (O(parent rows)), kept on the column for the last (seed, parent rows)."""
+class _GroupIndex:
+    """Child row -> parent row for a per_parent key without the running total over every
+    parent: only the totals at the ends of blocks of GROUP_BLOCK parents are kept, computed
+    from the start as far as the rows asked for need (so a window near the start of the
+    child does not count the whole parent); a window's rows find their block by binary
+    search over those totals, and only the blocks they touch are regenerated (their
+    counts, then a binary search inside the block). Memory: O(parents / block + block)."""
+
+    def __init__(self, parents: int, block: int):
+        self.parents, self.block = parents, block
+        self.blocks = -(-parents // block)
+        self.ends: list = []      # running total at the end of each block counted so far
+        self.recent: dict = {}    # block -> running totals inside it (the last two used)
+
+    def _local_ends(self, b, spec, table, c, key, backend, rows) -> np.ndarray:
+        """The running total of the counts at each parent of block ``b``."""
+        got = self.recent.get(b)
+        if got is None:
+            p = c.params
+            parent = spec.tables[p["table"]]
+            start = b * self.block
+            n = min(self.block, self.parents - start)
+            counts = _generate_columns(spec, parent, _Window(start, n), key, backend, rows,
+                                       wanted=[p["per_parent"]])[p["per_parent"]]
+            _check_counts(table, c, parent, counts)
+            got = np.cumsum(counts.values, dtype=np.int64)
+            if b:
+                got += self.ends[b - 1]
+            while len(self.recent) >= 2:
+                self.recent.pop(next(iter(self.recent)))
+            self.recent[b] = got
+        return got
+
+    def cover(self, row: int, *args) -> bool:
+        """Count blocks until the child row ``row`` is inside them (True) or every
+        block is counted and the child has no such row (False)."""
+        while (not self.ends or self.ends[-1] <= row) and len(self.ends) < self.blocks:
+            local = self._local_ends(len(self.ends), *args)
+            self.ends.append(int(local[-1]))
+        return bool(self.ends) and row < self.ends[-1]
+
+    def total(self, *args) -> int:
+        self.cover(2**63 - 1, *args)
+        return self.ends[-1] if self.ends else 0
+
+    def parent_rows(self, own: np.ndarray, *args) -> np.ndarray:
+        """The parent row of each child row in ``own`` (any order, repeats)."""
+        if not len(own):
+            return np.zeros(0, dtype=np.int64)
+        if not self.cover(int(own.max()), *args):
+            return None
+        block_of = np.searchsorted(np.asarray(self.ends, dtype=np.int64), own, side="right")
+        out = np.empty(len(own), dtype=np.int64)
+        for b in np.unique(block_of):
+            at = block_of == b
+            local = self._local_ends(int(b), *args)
+            out[at] = int(b) * self.block + np.searchsorted(local, own[at], side="right")
+        return out
+
+
+def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
+                 rows: dict) -> _GroupIndex:
+    """The _GroupIndex of a per_parent key, kept on the column for the last (seed,
+    parent rows, block size)."""
     p = c.params
-    parent = spec.tables[p["table"]]
-    m = _parent_rows(spec, parent.name, rows, key, backend)
-    if m > MAX_GROUPED_PARENTS:
-        raise SpecError(f"a per_parent key groups at most {MAX_GROUPED_PARENTS:,} parent rows "
-                        f"(their running total is kept); parent table {parent.name!r} has "
-                        f"{m:,}", table.name, c.name, "per_parent")
+    m = _parent_rows(spec, p["table"], rows, key, backend)
     cache = p.setdefault("_groups", {})
-    tag = (key.k0, key.k1, m)
+    tag = (key.k0, key.k1, m, GROUP_BLOCK)
     if cache.get("tag") != tag:
-        counts = _generate_columns(spec, parent, _Window(0, m), key, backend, rows,
-                                   wanted=[p["per_parent"]])[p["per_parent"]]
-        _check_counts(table, c, parent, counts)
         cache.clear()
-        cache.update(tag=tag, ends=np.cumsum(counts.values, dtype=np.int64))
-    return cache["ends"]
+        cache.update(tag=tag, index=_GroupIndex(m, GROUP_BLOCK))
+    return cache["index"]
 
 
 def _check_counts(table, c, parent, counts: OutputColumn):
@@ -1140,8 +1405,7 @@ def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optiona
     c = _grouping_key(t)
     if c is None:
         return rows.get(name, t.rows)
-    ends = _group_ends(spec, t, c, key, backend, rows)
-    total = int(ends[-1]) if len(ends) else 0
+    total = _group_index(spec, t, c, key, backend, rows).total(spec, t, c, key, backend, rows)
     if rows.get(name, total) != total:
         raise ValueError(f"table {name!r} has {total:,} rows, the sum of "
                          f"{c.params['table']}.{c.params['per_parent']}; rows[{name!r}] = "
@@ -1180,13 +1444,15 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
                                        wanted=[p["per_parent"]])[p["per_parent"]]
             _check_counts(table, c, parent, counts)
             return np.zeros(0, dtype=np.int64)
-        ends = _group_ends(spec, table, c, key, backend, rows)
+        args = (spec, table, c, key, backend, rows)
+        index = _group_index(*args)
         own = sel.index()
-        if not len(ends) or own.max() >= ends[-1]:
-            raise ValueError(f"table {table.name!r} has {int(ends[-1]) if len(ends) else 0:,} "
-                             f"rows (the sum of {parent.name}.{p['per_parent']}); row "
-                             f"{int(own.max()):,} was asked for")
-        return np.searchsorted(ends, own, side="right").astype(np.int64)
+        got = index.parent_rows(own, *args)
+        if got is None:
+            raise ValueError(f"table {table.name!r} has {index.total(*args):,} rows (the sum "
+                             f"of {parent.name}.{p['per_parent']}); row {int(own.max()):,} "
+                             "was asked for")
+        return got
     m = _parent_rows(spec, parent.name, rows, key, backend) if n else \
         max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
@@ -1294,19 +1560,24 @@ def generate(spec, n: Optional[int] = None, *, table: Optional[str] = None, seed
     _check_output(output)
     name = _resolve_backend(backend)
     key = philox_key(spec.seed if seed is None else seed)
-    total = None
-    if _grouping_key(t) is not None:   # rows per parent: the table's size is known
-        total = rows[t.name] = _table_rows(spec, t.name, rows, key, name)
+    group = _grouping_key(t)
+    if group is not None and (n is None or t.name in rows):
+        # rows per parent: the table's size is the sum of the counts (a given one must agree)
+        rows[t.name] = _table_rows(spec, t.name, rows, key, name)
     if n is None:
         n = rows.get(t.name, t.rows)
         if n is None:
             raise ValueError(f"give the number of rows: n=... (table {t.name!r} has no 'rows')")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
-    if total is not None and row_offset + n > total:
-        raise ValueError(f"table {t.name!r} has {total:,} rows (rows per parent); rows "
-                         f"{row_offset:,}..{row_offset + n - 1:,} were asked for")
-    if t.name not in rows and row_offset == 0:
+    if group is not None and n:   # counts the parents' blocks only as far as the window
+        args = (spec, t, group, key, name, rows)
+        index = _group_index(*args)
+        if not index.cover(row_offset + n - 1, *args):
+            raise ValueError(f"table {t.name!r} has {index.total(*args):,} rows (rows per "
+                             f"parent); rows {row_offset:,}..{row_offset + n - 1:,} were "
+                             "asked for")
+    if t.name not in rows and row_offset == 0 and group is None:
         rows[t.name] = n   # this call makes the whole table (for keys to the table itself)
     cols = _generate_columns(spec, t, _Window(int(row_offset), int(n)), key, name, rows)
     return build_output([cols[c] for c in t.columns if not t.columns[c].hidden], output)
