@@ -1,6 +1,7 @@
 """Rules evaluated and rows compacted inside the cpu copula kernel (copula_sample_rules,
-synthcore/_rules_sampling.py): the rows, their order and the acceptance record equal
-the unfused path and filtering the plain sample, whatever the batches and threads."""
+synthcore/_rules_sampling.py): the rows, their order, the derived columns and the
+acceptance record equal the unfused path and filtering the plain sample (then
+evaluating the derived columns), whatever the batches and threads."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,7 +45,42 @@ RULE_SETS = {
     "categorical_bool": ["(cat = 'a') or flag", "big != 'L7'", "not flag or x is not null"],
     "datetime": ["when >= '2020-06-01'", "when < timestamp '2022-10-01 12:00'"],
     "low_acceptance": ["x > 0.8", "i64 > -200"],
+    # derived columns, one output kind each (nulls included), some read by later rules
+    "derived_float": ["x < f32 + 1", "ratio = x / (abs(f32) + 1)", "ratio > -2"],
+    "derived_int": ["i64 <= 600", "s = i64 + i32 * 2", "r2 = rating * lvl", "s % 7 != 3",
+                    "one := 1"],
+    "derived_bool": ["big_x = x > 0.5 or flag", "i64 > -900", "both = flag and rating >= 3"],
+    "derived_categorical": ["label = if flag then 'yes' else cat", "lvl != 2", "b2 := big"],
+    "derived_time": ["later = when + 30 days", "gap = when - timestamp '2020-01-01'",
+                     "gap < 900 days", "span = 1 day * rating",
+                     "maybe = if x > 0 then when else null"],
+    "derived_only": ["total = i64 * lvl"],
 }
+DERIVED = {"derived_float": ["ratio"], "derived_int": ["s", "r2", "one"],
+           "derived_bool": ["big_x", "both"], "derived_categorical": ["label", "b2"],
+           "derived_time": ["later", "gap", "span", "maybe"], "derived_only": ["total"]}
+NULLABLE_DERIVED = {"ratio", "r2", "big_x", "both", "label", "span", "maybe"}
+
+
+def _values_and_nulls(x):
+    """(values, null mask) of a sampled or evaluated derived column, comparable across
+    the representations (datetimes and durations as int64 ns, nulls zeroed / None)."""
+    if isinstance(x, pd.Series):
+        x = x.array
+    if isinstance(x, np.ma.MaskedArray):
+        null, v = np.ma.getmaskarray(x), np.asarray(x.data)
+    elif isinstance(x, pd.api.extensions.ExtensionArray) and \
+            hasattr(x.dtype, "numpy_dtype"):                # Int64 / boolean
+        null = np.asarray(x.isna())
+        v = x.to_numpy(dtype=x.dtype.numpy_dtype, na_value=0)
+    else:
+        v = np.asarray(x)
+        null = np.asarray(pd.isna(v))
+    if v.dtype.kind in "mM":
+        v = v.view("i8")
+    v = v.copy()
+    v[null] = None if v.dtype == object else 0
+    return v, null
 
 
 def _unfused(monkeypatch):
@@ -84,15 +120,27 @@ def test_fused_equals_unfused_and_filtering(mixed_model, monkeypatch, name, thre
             assert info["acceptance_rate"] > 0.3
         # the first n accepted candidates of rows 11, 12, ... in row order
         plain = mixed_model.sample(info["candidates"], seed=3, row_offset=11, backend="cpu")
-        kept = Rules(rules).filter(plain).reset_index(drop=True)
-        pd.testing.assert_frame_equal(kept, got.reset_index(drop=True))
+        derived = DERIVED.get(name, [])
+        kept = Rules(rules).filter(plain)[list(plain.columns)].reset_index(drop=True)
+        assert list(got.columns) == list(plain.columns) + derived
+        pd.testing.assert_frame_equal(kept, got[list(plain.columns)].reset_index(drop=True))
+        # the derived columns as evaluating the rules on the plain sample gives them
+        res = Rules(rules).evaluate(plain, backend="numpy")
+        assert sorted(res.derived) == sorted(derived)
+        for col in derived:
+            assert got[col].isna().any() == (col in NULLABLE_DERIVED), col
+            v, null = _values_and_nulls(got[col])
+            w, wnull = _values_and_nulls(res.derived[col][res.mask])
+            assert np.array_equal(null, wnull), col
+            assert np.array_equal(v, w), col
     finally:
         synthcore.set_num_threads(None)
 
 
 @pytest.mark.parametrize("batch", [1024, 5000, 33_333])
 def test_fused_does_not_depend_on_batching(mixed_model, monkeypatch, batch):
-    rules = RULE_SETS["in_and_null"] + ["x > -0.5"]
+    rules = RULE_SETS["in_and_null"] + ["x > -0.5"] + RULE_SETS["derived_categorical"] + \
+        ["d = x * 3", "t = when + 1 day * lvl"]
     want = mixed_model.sample(50_000, seed=8, rules=rules, backend="cpu")
     monkeypatch.setattr(_rules_sampling, "PILOT", 100)
     monkeypatch.setattr(_rules_sampling, "MAX_BATCH", batch)
@@ -112,54 +160,113 @@ def test_kernel_mask_counts_and_rows_equal_rules_evaluate(mixed_model):
     several pieces per thread and a limit below the kept count."""
     from synthcore._seeding import philox_key
     from synthcore.copula import _plan_arrays
-    rules = RULE_SETS["categorical_bool"] + RULE_SETS["columns"]
-    plan, (program, dims, types) = _plan_inputs(mixed_model, rules)
+    from synthcore.rules import _OUT_DTYPE, _TableView, run_program
+    rules = RULE_SETS["categorical_bool"] + RULE_SETS["columns"] + \
+        RULE_SETS["derived_bool"] + RULE_SETS["derived_time"] + RULE_SETS["derived_float"]
+    plan, (program, dims, types, derived_types) = _plan_inputs(mixed_model, rules)
+    assert len(program.outputs) == 7
     core, key, n = _backend.core_module(), philox_key(5), 150_001
     plain = [np.empty(n, dt) for dt in plan.out_dtype]
     core.copula_sample(*_plan_arrays(plan), plain, key.k0, key.k1, 2, 77, 1)
     table = mixed_model.sample(n, seed=5, stream=2, row_offset=77, backend="cpu")
     want = Rules(rules).evaluate(table, backend="numpy")
+    # the raw derived values (registers' encoding) of the same program on the same rows
+    sampled = frozenset(m.name for m in mixed_model.columns if m.value_dim is not None)
+    bound, columns, _ = Rules(rules).bind(_TableView(
+        mixed_model._output_columns(plain, n, 77), sentinel_nulls=sampled))
+    want_mask, _, want_derived = run_program(bound, columns, n, "numpy")
+    assert np.array_equal(want_mask, want.mask)
     for threads in (1, 2, 3):
         for limit in (n, 1000):
             outs = [np.full(n, 0x55, dt) for dt in plan.out_dtype]
+            derived = [np.full(n, 0x55, _OUT_DTYPE[o.storage]) for o in program.outputs]
             mask = np.empty(n, np.uint8)
             counts = np.zeros(program.n_rules, np.int64)
             kept = core.copula_sample_rules(
                 *_plan_arrays(plan), outs, key.k0, key.k1, 2, 77, program.code,
-                program.n_registers, program.const_f64, program.const_i64, dims, types, mask,
-                counts, limit, threads)
+                program.n_registers, program.const_f64, program.const_i64, dims, types,
+                derived, derived_types, mask, counts, limit, threads)
             assert np.array_equal(mask.view(bool), want.mask)
             assert np.array_equal(counts, want.counts)
             assert kept == int(want.mask.sum())
             take = min(kept, limit)
-            for o, p in zip(outs, plain):   # bitwise (NaN nulls included)
+            for o, p in zip(outs + derived, plain + want_derived):   # bitwise (NaN nulls too)
                 bits = f"u{o.itemsize}"
                 assert np.array_equal(o[:take].view(bits), p[want.mask][:take].view(bits))
 
 
-def test_derived_columns_and_conditions_take_the_unfused_path(mixed_model):
-    plan, fused = _plan_inputs(mixed_model, ["x > 0", "y = x * 2"])
-    assert fused is None
+@pytest.mark.parametrize("name", sorted(DERIVED))
+def test_derived_columns_take_the_fused_path(mixed_model, monkeypatch, name):
+    """The kernel computes and compacts the derived columns: neither the batch
+    evaluation nor the whole-batch compaction of the unfused path runs."""
+    from synthcore import _compact, rules as rules_module
+    core = _backend.core_module()
+    calls = []
+    kernel = core.copula_sample_rules
+
+    def spy(*args, **kwargs):
+        calls.append(len(args[-6]))   # the derived columns handed to the kernel (6th from last)
+        return kernel(*args, **kwargs)
+
+    def unfused(*args, **kwargs):
+        raise AssertionError("the unfused path ran")
+    monkeypatch.setattr(core, "copula_sample_rules", spy)
+    monkeypatch.setattr(rules_module, "run_program", unfused)
+    monkeypatch.setattr(_compact, "compact_rows", unfused)
+    out = mixed_model.sample(20_000, seed=4, rules=RULE_SETS[name], backend="cpu")
+    assert len(out) == 20_000 and list(out.columns[-len(DERIVED[name]):]) == DERIVED[name]
+    assert calls and all(c == len(DERIVED[name]) for c in calls)
+
+
+def test_derived_values_follow_the_rows(mixed_model):
     out = mixed_model.sample(3000, seed=1, rules=["x > 0", "y = x * 2"], backend="cpu")
     assert (out["x"].dropna() > 0).all() and np.allclose(out["y"], out["x"] * 2, equal_nan=True)
-    out = mixed_model.sample(3000, seed=1, rules=["x > 0"], conditions={"lvl": 1},
-                             backend="cpu")
+
+
+def test_conditions_take_the_unfused_path(mixed_model, monkeypatch):
+    calls = []
+    core = _backend.core_module()
+    kernel = core.copula_sample_rules
+    monkeypatch.setattr(core, "copula_sample_rules",
+                        lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    out = mixed_model.sample(3000, seed=1, rules=["x > 0", "y = x + lvl"],
+                             conditions={"lvl": 1}, backend="cpu")
+    assert not calls
     assert (out["lvl"] == 1).all() and (out["x"].dropna() > 0).all()
+    assert np.allclose(out["y"], out["x"] + 1, equal_nan=True)
 
 
 def test_bad_program_inputs_raise(mixed_model):
     from synthcore._seeding import philox_key
     from synthcore.copula import _plan_arrays
-    plan, (program, dims, types) = _plan_inputs(mixed_model, ["x > 0"])
+    plan, (program, dims, types, derived_types) = _plan_inputs(mixed_model,
+                                                                ["x > 0", "y = x * 2"])
     core, key, n = _backend.core_module(), philox_key(5), 100
     outs = [np.empty(n, dt) for dt in plan.out_dtype]
-    args = lambda d, t: (*_plan_arrays(plan), outs, key.k0, key.k1, 0, 0, program.code,  # noqa
-                         program.n_registers, program.const_f64, program.const_i64, d, t,
-                         np.empty(n, np.uint8), np.zeros(1, np.int64), n, 1)
+    y = np.empty(n)
+
+    def args(d=dims, t=types, derived=(y,), dt=derived_types):
+        return (*_plan_arrays(plan), outs, key.k0, key.k1, 0, 0, program.code,
+                program.n_registers, program.const_f64, program.const_i64, d, t,
+                list(derived), dt, np.empty(n, np.uint8), np.zeros(1, np.int64), n, 1)
+    core.copula_sample_rules(*args())
     with pytest.raises(ValueError, match="no output dim"):
-        core.copula_sample_rules(*args(np.array([99], np.int32), types))
+        core.copula_sample_rules(*args(d=np.array([99], np.int32)))
     with pytest.raises(ValueError, match="cannot be read"):
-        core.copula_sample_rules(*args(dims, np.array([3], np.int32)))
+        core.copula_sample_rules(*args(t=np.array([3], np.int32)))
+    with pytest.raises(ValueError, match="output index out of range"):
+        core.copula_sample_rules(*args(derived=(), dt=np.zeros(0, np.int32)))
+    with pytest.raises(ValueError, match="output storage mismatch"):
+        core.copula_sample_rules(*args(derived=(np.empty(n, np.uint8),),
+                                       dt=np.array([3], np.int32)))
+    with pytest.raises(ValueError, match="storage must be"):
+        core.copula_sample_rules(*args(dt=np.array([2], np.int32)))
+    with pytest.raises(ValueError, match="n values"):
+        core.copula_sample_rules(*args(derived=(np.empty(n - 1),)))
+    with pytest.raises(ValueError, match="differ in length"):
+        core.copula_sample_rules(*args(dt=np.zeros(2, np.int32)))
+    with pytest.raises(ValueError, match="overlaps"):
+        core.copula_sample_rules(*args(derived=(outs[dims[0]],)))
 
 
 def test_widened_nullable_columns(monkeypatch):

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "spans.hpp"
 #include "synthcore/copula.hpp"
 #include "synthcore/rules.hpp"
 
@@ -107,8 +108,8 @@ size_t sample_rules(SC_PLAN_PARAMS, uint32_t key0, uint32_t key1, uint64_t strea
                     uint64_t row_offset, Array<int32_t> code, int n_registers,
                     Array<double> const_f64, Array<int64_t> const_i64,
                     Array<int32_t> column_dims, Array<int32_t> column_types,
-                    Array<uint8_t> mask, Array<int64_t> counts, size_t limit,
-                    int num_threads) {
+                    py::list derived, Array<int32_t> derived_types, Array<uint8_t> mask,
+                    Array<int64_t> counts, size_t limit, int num_threads) {
   ParsedPlan p = parse_plan(SC_PLAN_ARGS);
   if (code.ndim() != 2 || code.shape(1) != 5)
     throw std::invalid_argument("code must be an (n, 5) int32 array");
@@ -118,6 +119,32 @@ size_t sample_rules(SC_PLAN_PARAMS, uint32_t key0, uint32_t key1, uint64_t strea
   if (mask.size() != p.n || !mask.writeable())
     throw std::invalid_argument("mask must be a writable uint8 array of n rows");
   if (!counts.writeable()) throw std::invalid_argument("counts is read-only");
+  if (static_cast<size_t>(derived_types.size()) != derived.size())
+    throw std::invalid_argument("derived and derived_types differ in length");
+  // derived columns: n values each, apart from each other, the outputs and the mask
+  std::vector<Span> written{span_of(mask)};
+  for (size_t j = 0; j < p.outputs.size(); ++j)
+    written.push_back(span_of(py::cast<py::array>(outputs[j])));
+  std::vector<void*> derived_out;
+  for (size_t k = 0; k < derived.size(); ++k) {
+    auto a = py::cast<py::array>(derived[k]);
+    const int32_t t = derived_types.data()[k];
+    if (t != 0 && t != 1 && t != 3)
+      throw std::invalid_argument("derived column " + std::to_string(k) +
+                                  ": storage must be 0 (float64), 1 (int64) or 3 (uint8)");
+    if (!(a.flags() & py::array::c_style) || !a.writeable() || a.ndim() != 1 ||
+        static_cast<size_t>(a.itemsize()) != (t == 3 ? 1u : 8u) || a.shape(0) != p.n)
+      throw std::invalid_argument("derived column " + std::to_string(k) +
+                                  " must be a writable 1-d contiguous array of n values of "
+                                  "its storage");
+    const Span s = span_of(a);
+    for (const Span& w : written)
+      if (a.nbytes() > 0 && overlap(s, w))
+        throw std::invalid_argument("derived column " + std::to_string(k) +
+                                    " overlaps an output, the mask or another derived column");
+    written.push_back(s);
+    derived_out.push_back(a.mutable_data());
+  }
   const rules::RuleProgram program{code.data(), static_cast<size_t>(code.shape(0)), n_registers,
                                    const_f64.data(), static_cast<size_t>(const_f64.size()),
                                    const_i64.data(), static_cast<size_t>(const_i64.size()),
@@ -128,7 +155,9 @@ size_t sample_rules(SC_PLAN_PARAMS, uint32_t key0, uint32_t key1, uint64_t strea
   return copula_sample_rules(p.plan, PhiloxKey{key0, key1}, stream, row_offset,
                              static_cast<size_t>(p.n), p.outputs.data(), program,
                              column_dims.data(), column_types.data(),
-                             static_cast<int>(column_dims.size()), mk, ct, limit, num_threads);
+                             static_cast<int>(column_dims.size()), derived_out.data(),
+                             derived_types.data(), static_cast<int>(derived_out.size()), mk, ct,
+                             limit, num_threads);
 }
 
 void map(SC_PLAN_PARAMS, Array<double> z, int num_threads) {
@@ -208,7 +237,8 @@ void register_copula(py::module_& m) {
         py::arg("key1"), py::arg("stream"), py::arg("row_offset"), py::arg("code").noconvert(),
         py::arg("n_registers"), py::arg("const_f64").noconvert(),
         py::arg("const_i64").noconvert(), py::arg("column_dims").noconvert(),
-        py::arg("column_types").noconvert(), py::arg("mask").noconvert(),
+        py::arg("column_types").noconvert(), py::arg("derived"),
+        py::arg("derived_types").noconvert(), py::arg("mask").noconvert(),
         py::arg("counts").noconvert(), py::arg("limit"), py::arg("num_threads"));
   m.def("copula_map", &map, SC_PLAN_ARG_NAMES, py::arg("z").noconvert(),
         py::arg("num_threads"));

@@ -363,9 +363,15 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
 size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t stream,
                            uint64_t row_offset, size_t n, void* const* outputs,
                            const rules::RuleProgram& program, const int32_t* column_dims,
-                           const int32_t* column_types, int n_columns, uint8_t* mask,
+                           const int32_t* column_types, int n_columns, void* const* derived,
+                           const int32_t* derived_types, int n_derived, uint8_t* mask,
                            int64_t* counts, size_t limit, int num_threads) {
   const int n_rules = program.n_rules;
+  n_derived = std::max(n_derived, 0);
+  for (int k = 0; k < n_derived; ++k)
+    if (derived_types[k] != 0 && derived_types[k] != 1 && derived_types[k] != 3)
+      throw std::invalid_argument("derived column " + std::to_string(k) +
+                                  ": storage must be 0 (float64), 1 (int64) or 3 (uint8)");
   std::vector<RuleLoad> loads(static_cast<size_t>(std::max(n_columns, 0)));
   for (int c = 0; c < n_columns; ++c) {
     const int32_t j = column_dims[c];
@@ -378,14 +384,25 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
   }
   {
     std::vector<const void*> none(static_cast<size_t>(std::max(n_columns, 0)), nullptr);
-    const rules::RuleData shape{none.data(), column_types, n_columns, nullptr, nullptr, 0};
-    rules::validate_rule_program(program, shape, 1 << 16);  // no derived columns
+    const rules::RuleData shape{none.data(), column_types, n_columns, derived, derived_types,
+                                n_derived};
+    rules::validate_rule_program(program, shape, 1 << 16);
   }
   std::fill_n(counts, n_rules, int64_t{0});
   if (n == 0) return 0;
   const size_t d = static_cast<size_t>(plan.d);
-  std::vector<size_t> itemsize(d);
-  for (size_t j = 0; j < d; ++j) itemsize[j] = out_itemsize(plan.out_kind[j]);
+  // the columns compacted with the kept rows: the d outputs, then the derived columns
+  const size_t n_kept_cols = d + static_cast<size_t>(n_derived);
+  std::vector<char*> kept_col(n_kept_cols);
+  std::vector<size_t> itemsize(n_kept_cols);
+  for (size_t j = 0; j < d; ++j) {
+    kept_col[j] = static_cast<char*>(outputs[j]);
+    itemsize[j] = out_itemsize(plan.out_kind[j]);
+  }
+  for (size_t k = 0; k < static_cast<size_t>(n_derived); ++k) {
+    kept_col[d + k] = static_cast<char*>(derived[k]);
+    itemsize[d + k] = derived_types[k] == 3 ? 1 : 8;
+  }
   const std::vector<ThresholdSearch> searches = threshold_searches(plan);
   const rules::RuleChunkEvaluator evaluator(program);
   // Pieces of rows in row order; each is sampled, checked and compacted to its own start
@@ -410,8 +427,8 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
     const size_t begin = start_of[p];
     if (to >= limit || to == begin) return;
     const size_t take = std::min(kept_in[p], limit - to);
-    for (size_t j = 0; j < d; ++j) {
-      char* col = static_cast<char*>(outputs[j]);
+    for (size_t j = 0; j < n_kept_cols; ++j) {
+      char* col = kept_col[j];
       const size_t s = itemsize[j];
       std::memmove(col + to * s, col + begin * s, take * s);
     }
@@ -420,6 +437,7 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
     std::vector<int64_t> local(static_cast<size_t>(std::max(n_rules, 1)), 0);
     std::vector<uint64_t> scratch(static_cast<size_t>(std::max(n_columns, 1)) * kRows);
     std::vector<const void*> cols(static_cast<size_t>(std::max(n_columns, 0)));
+    std::vector<void*> chunk_derived(static_cast<size_t>(n_derived));
     std::vector<uint16_t> idx(kRows + 1);
     rules::RuleChunkEvaluator::Workspace workspace;
     for (size_t p = p0; p < p1; ++p) {
@@ -470,7 +488,11 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
             cols[c] = to;
           }
           uint8_t* mk = mask + r0;
-          const rules::RuleData data{cols.data(), column_types, n_columns, nullptr, nullptr, 0};
+          // derived values of the chunk's rows land at the chunk's rows of their columns
+          for (size_t k = 0; k < chunk_derived.size(); ++k)
+            chunk_derived[k] = kept_col[d + k] + r0 * itemsize[d + k];
+          const rules::RuleData data{cols.data(), column_types, n_columns, chunk_derived.data(),
+                                     derived_types, n_derived};
           evaluator.evaluate(data, m, mk, local.data(), workspace);
           // the chunk's kept rows go right after the piece's earlier kept rows
           size_t first = 0;
@@ -487,9 +509,9 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
           const size_t at = cursor + first;
           if (n_rej > 0 && n_rej <= m / 8) {
             idx[n_rej] = static_cast<uint16_t>(m);   // the end closes the last run
-            for (size_t j = 0; j < d; ++j) {
+            for (size_t j = 0; j < n_kept_cols; ++j) {
               const size_t s = itemsize[j];
-              char* col = static_cast<char*>(outputs[j]);
+              char* col = kept_col[j];
               char* out = col + at * s;
               const char* data = col + r0 * s;
               size_t from = first;
@@ -506,8 +528,8 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
               idx[k] = static_cast<uint16_t>(i);
               k += mk[i];
             }
-            for (size_t j = 0; j < d; ++j) {
-              char* col = static_cast<char*>(outputs[j]);
+            for (size_t j = 0; j < n_kept_cols; ++j) {
+              char* col = kept_col[j];
               gather_kept_column(itemsize[j], idx.data(), kept, col + r0 * itemsize[j],
                                  col + at * itemsize[j]);
             }
@@ -517,8 +539,8 @@ size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t strea
           if (start == begin && begin != 0 && frontier.load(std::memory_order_acquire) == p) {
             const size_t to = placed.load(std::memory_order_relaxed);
             if (to != begin) {
-              for (size_t j = 0; j < d; ++j) {
-                char* col = static_cast<char*>(outputs[j]);
+              for (size_t j = 0; j < n_kept_cols; ++j) {
+                char* col = kept_col[j];
                 std::memmove(col + to * itemsize[j], col + begin * itemsize[j],
                              (cursor - begin) * itemsize[j]);
               }

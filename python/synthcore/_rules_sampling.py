@@ -288,10 +288,11 @@ def _fusable(m, plan) -> bool:
 
 
 def fused_program(model, plan, rules, sampled):
-    """(program, output dim of each program column, their storage) when the cpu kernel
-    can evaluate ``rules`` on its chunks (copula_sample_rules); None otherwise (derived
-    columns, or a rule reads a column the kernel does not write as the rules read it).
-    The program is the one the unfused path binds, compiled from the same columns."""
+    """(program, output dim of each program column, their storage, the derived columns'
+    storage) when the cpu kernel can evaluate ``rules`` on its chunks
+    (copula_sample_rules), derived columns included; None otherwise (a rule reads a
+    column the kernel does not write as the rules read it). The program is the one the
+    unfused path binds, compiled from the same columns."""
     cached = getattr(rules, "_fused_for", None)    # (plan, sampled, result): per model plan
     if cached is not None and cached[0] is plan and cached[1] == sampled:
         return cached[2]
@@ -301,12 +302,10 @@ def fused_program(model, plan, rules, sampled):
 
 
 def _fused_program(model, plan, rules, sampled):
-    from .rules import _TableView
+    from .rules import _TableView, _output_types
     empty = [np.empty(0, dt) for dt in plan.out_dtype]
     program, _, _ = rules.bind(_TableView(model._output_columns(empty, 0, 0),
                                           sentinel_nulls=sampled))
-    if program.outputs:
-        return None
     by_name = {m.name: m for m in model.columns}
     dims = []
     for name, _ in program.columns:
@@ -315,7 +314,7 @@ def _fused_program(model, plan, rules, sampled):
             return None
         dims.append(m.value_dim)
     return (program, np.array(dims, dtype=np.int32),
-            np.array([t for _, t in program.columns], dtype=np.int32))
+            np.array([t for _, t in program.columns], dtype=np.int32), _output_types(program))
 
 
 def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, output,
@@ -324,7 +323,7 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     from ._compact import compact_rows
     from ._conditional import parse_conditions
     from ._seeding import philox_key
-    from .rules import _TableView, run_program
+    from .rules import _OUT_DTYPE, _TableView, run_program
     if conditions is not None and not isinstance(conditions, dict):
         raise ValueError("with rules, conditions must be a dict for all rows (a table of "
                          "per-row conditions has no meaning once rows are rejected)")
@@ -348,7 +347,6 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
     name = resolve("cpu" if backend == "cuda" else backend, arrays=(np.empty(0),))
     key = philox_key(seed)
     plan = model.plan()
-    buffers = _CandidateBuffers(plan.out_dtype)
     derived_parts = []
     has_keys = any(m.kind == "key" for m in model.columns)
     kept_rows = []
@@ -362,19 +360,23 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
 
     fused = fused_program(model, plan, rules, sampled) \
         if name == "cpu" and not merged and plan.d else None
+    # the fused kernel writes and compacts the derived columns behind the plan's outputs
+    derived_dtypes = [_OUT_DTYPE[o.storage] for o in fused[0].outputs] if fused else []
+    buffers = _CandidateBuffers(list(plan.out_dtype) + derived_dtypes)
+    d = len(plan.out_dtype)
 
     def evaluate_fused(count, offset):
         # sampled, checked and compacted in one kernel pass (no mask-wide second pass)
         from ._backend import core_module, get_num_threads
         from .copula import _plan_arrays
-        program, dims, types = fused
+        program, dims, types, derived_types = fused
         views = buffers.batch(count)
         mask = np.empty(count, dtype=np.uint8)
         counts = np.zeros(program.n_rules, dtype=np.int64)
         core_module().copula_sample_rules(
-            *_plan_arrays(plan), views, key.k0, key.k1, int(stream), offset, program.code,
-            program.n_registers, program.const_f64, program.const_i64, dims, types, mask,
-            counts, n - buffers.filled, get_num_threads())
+            *_plan_arrays(plan), views[:d], key.k0, key.k1, int(stream), offset, program.code,
+            program.n_registers, program.const_f64, program.const_i64, dims, types,
+            views[d:], derived_types, mask, counts, n - buffers.filled, get_num_threads())
         program_of["p"] = program
 
         def keep(limit):
@@ -405,12 +407,15 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
                                 evaluate_fused if fused is not None else evaluate_batch)
     info["conditions_from_rules"] = folded
     model.last_sample_info = info
-    columns = model._output_columns([a[:n] for a in buffers.arrays], n,
+    columns = model._output_columns([a[:n] for a in buffers.arrays[:d]], n,
                                     np.concatenate(kept_rows) if has_keys else 0)
     program = program_of["p"]
     for k, o in enumerate(program.outputs):
-        parts = [p[k] for p in derived_parts]
-        raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if fused is not None:
+            raw = buffers.arrays[d + k][:n]
+        else:
+            parts = [p[k] for p in derived_parts]
+            raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
         columns.append(_derived_column(o.name, o, raw))
     return build_output(columns, output)
 

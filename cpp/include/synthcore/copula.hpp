@@ -56,12 +56,17 @@ void copula_sample(const CopulaPlan& plan, PhiloxKey key, uint64_t stream, uint6
 // output column_dims[c] in the rule storage column_types[c] (rules::ColumnType), loaded
 // from the dim's output kind (F64/LevelF64 or F32 -> COL_F64; I64Round/LevelI64 or
 // I32Round -> COL_I64; CodeI32 or CodeI8 -> COL_I32; CodeU8 0/1 -> COL_B), a row whose
-// null dim is set read as null. Throws std::invalid_argument for other combinations and
-// for programs that write derived columns. Rows and counts do not depend on num_threads.
+// null dim is set read as null; throws std::invalid_argument for other combinations.
+// The program's derived columns (STORE_8 / STORE_B to output k) are written to
+// derived[k] (n values of derived_types[k]: 0 float64, 1 int64, 3 uint8, as
+// rules::RuleData's outputs) in the same pass and compacted with the kept rows, so
+// their first min(kept, limit) values belong to the kept rows. Rows and counts do not
+// depend on num_threads.
 size_t copula_sample_rules(const CopulaPlan& plan, PhiloxKey key, uint64_t stream,
                            uint64_t row_offset, size_t n, void* const* outputs,
                            const rules::RuleProgram& program, const int32_t* column_dims,
-                           const int32_t* column_types, int n_columns, uint8_t* mask,
+                           const int32_t* column_types, int n_columns, void* const* derived,
+                           const int32_t* derived_types, int n_derived, uint8_t* mask,
                            int64_t* counts, size_t limit, int num_threads);
 
 // Outputs of n rows from given latent values (dim j's n values at z + j * n): the

@@ -123,7 +123,8 @@ size_t rules_filter(const RuleProgram& p, const RuleData& d, size_t n, uint8_t* 
 
 // A program lowered once and evaluated over short row ranges (a chunk of the copula
 // kernel, synthcore/copula.hpp) by any number of threads: mask[i] for rows 0 .. m-1
-// of d's columns, counts[k] += rows where rule k is false (one thread per counts).
+// of d's columns, counts[k] += rows where rule k is false (one thread per counts),
+// derived values to rows 0 .. m-1 of d.outputs.
 class RuleChunkEvaluator {
   struct Registers;
 
