@@ -480,13 +480,15 @@ def run_program(program: Program, columns: list, n: int, backend: Optional[str] 
     name = _backend.resolve(backend, arrays=tuple(columns))
     if name == "cuda":
         return _run_cuda(program, columns, n)
-    outputs = [np.empty(n, dtype=_OUT_DTYPE[o.storage]) for o in program.outputs]
     counts = np.zeros(program.n_rules, dtype=np.int64)
     if name == "numpy":
+        outputs = [np.empty(n, dtype=_OUT_DTYPE[o.storage]) for o in program.outputs]
         mask = np.empty(n, dtype=bool)
         _ref.evaluate(program, columns, n, mask, counts, outputs)
         return mask, counts, outputs
-    mask = np.empty(n, dtype=np.uint8)
+    # pooled: a repeated evaluation writes into pages already mapped
+    outputs = [_buffers.empty(n, _OUT_DTYPE[o.storage]) for o in program.outputs]
+    mask = _buffers.empty(n, np.uint8)
     core = _backend.core_module()
     core.rules_evaluate(program.code, program.n_registers, program.const_f64, program.const_i64,
                         columns, _column_types(program), n, mask, counts, outputs,
