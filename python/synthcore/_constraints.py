@@ -432,7 +432,8 @@ def _unique_name(base: str, taken: set) -> str:
     return name
 
 
-def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding) -> tuple:
+def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding,
+               max_levels: int = 256) -> tuple:
     """(ConstraintPlan, the columns to fit on) for the table columns ``cols``."""
     by_name = {c.name: c for c in cols}
     taken = set(by_name)
@@ -487,7 +488,8 @@ def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding
                 if b.kind == "datetime":
                     dv = np.where(present, b.values - a.values - np.int64(off), 0)
                     distinct = np.unique(dv[present]).size
-                    kind = "int" if distinct <= 256 else "datetime"   # few: exact levels
+                    # few distinct durations: exact levels; else a table rounded like datetimes
+                    kind = "int" if distinct <= max_levels else "datetime"
                     dcol = TableColumn(inner, kind, dv.astype(np.int64), b.null.copy(),
                                        "int64" if kind == "int" else "datetime64[ns]")
                     offset = int(off)

@@ -353,7 +353,7 @@ class GaussianCopula:
         if self.rules is not None:
             check_rules_on_table(self.rules, table, n)
         plan, cols = build_plan(self.rules, self.fixed_combinations, cols, keys,
-                                self._rounding_of)
+                                self._rounding_of, self.max_int_levels)
         self._constraints = plan
         self._fit_marginals = plan.alias_marginals(self.marginals)
         for comb in plan.combinations:
@@ -786,9 +786,7 @@ class GaussianCopula:
         import cupy
         if self._constraints.reparams:
             raise AssertionError("reparameterised columns are sampled on the host")
-        by_name = {m.name: m for m in self.columns}
         for comb in self._constraints.combinations:
-            m = by_name[comb.inner]
             codes = out.pop(comb.inner, None)
             labels = self._level_order(comb.inner)
             ids_of = cupy.asarray(np.array([int(x) for x in labels], dtype=np.int64))
@@ -806,7 +804,6 @@ class GaussianCopula:
                 if null.any():
                     out[f"{name}.is_null"] = cupy.asarray(null)[ids]
                 out[name] = values
-            del m
 
     def categories(self, column: str):
         """The categories of a categorical column, in the order of its codes."""
