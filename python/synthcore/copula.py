@@ -825,8 +825,9 @@ class GaussianCopula:
         by_name = {m.name: m for m in self.columns}
         for name, (values, is_range, missing_is_free) in per_column.items():
             if len(values) and isinstance(values[0], frozenset):
-                found = {by_name[name].value_dim: self._level_set_interval(by_name[name],
-                                                                           values[0], n)}
+                found = {by_name[name].value_dim: self._level_set_interval(
+                    by_name[name], values[0], n, key, stream, row_offset,
+                    alone=len(per_column) == 1)}
             else:
                 found = column_constraints(by_name[name], values, is_range, missing_is_free)
             for dim, (l, h) in found.items():
@@ -843,18 +844,32 @@ class GaussianCopula:
         return conditional_latents(self.correlation, lo, hi, key, stream, rows)
 
     @staticmethod
-    def _level_set_interval(m: ColumnModel, labels: frozenset, n: int):
-        """Latent (lo, hi) rows for a fixed combination conditioned on a set of its levels:
-        from the first to the last of them in latent order (levels in between, if any, are
+    def _level_set_interval(m: ColumnModel, labels: frozenset, n: int, key, stream,
+                            row_offset, alone=False):
+        """Latent (lo, hi) rows for a fixed combination conditioned on a set of its levels.
+        When it is the only condition and the levels form several runs in latent order,
+        each row picks one run with probability proportional to its mass under N(0, 1)
+        (the dim's marginal; Philox normal of the row at the last latent stream), which is
+        exact; otherwise from the first to the last of them (levels in between are
         rejected by the rules the condition adds)."""
-        from ._conditional import ImpossibleConditionError
+        from ._conditional import ImpossibleConditionError, _gather_rows
         if m.encoding != "levels":          # one combination: it is the only one allowed
             return np.full(n, np.nan), np.full(n, np.nan)
-        at = [k for k, x in enumerate(m.levels.tolist()) if x in labels]
-        if not at:
+        at = np.array([k for k, x in enumerate(m.levels.tolist()) if x in labels])
+        if not at.size:
             raise ImpossibleConditionError(f"no level of {m.name!r} meets the conditions")
         bounds = np.concatenate([[-np.inf], m.thresholds, [np.inf]])
-        return np.full(n, bounds[at[0]]), np.full(n, bounds[at[-1] + 1])
+        breaks = np.flatnonzero(np.diff(at) > 1)
+        if not alone or not breaks.size:
+            return np.full(n, bounds[at[0]]), np.full(n, bounds[at[-1] + 1])
+        first = at[np.concatenate([[0], breaks + 1])]
+        last = at[np.concatenate([breaks, [at.size - 1]])]
+        mass = _normal_cdf(bounds[last + 1]) - _normal_cdf(bounds[first])
+        cum = np.cumsum(mass) / mass.sum()
+        rows = np.arange(row_offset, row_offset + n, dtype=np.int64)
+        u = _normal_cdf(_gather_rows(key, _ref.latent_stream(stream, (1 << 20) - 1), rows))
+        run = np.minimum(np.searchsorted(cum, u, side="right"), first.size - 1)
+        return bounds[first[run]], bounds[last[run] + 1]
 
     def _output_columns(self, buffers, n, rows) -> list[OutputColumn]:
         """Typed columns of ``n`` sampled rows; ``rows``, their row indices (key columns
