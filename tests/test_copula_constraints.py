@@ -127,6 +127,14 @@ def test_conditions_on_members(model, real):
         model.sample(10, seed=2, conditions={"country": "US", "city": "PA"})
     with pytest.raises(ValueError, match="'b'.*reconstructs"):
         model.sample(10, seed=2, conditions={"b": 1.0})
+    with pytest.raises(ValueError, match=r"per-row conditions name \['city'\]"):
+        model.sample(None, seed=2, conditions=pd.DataFrame({"city": ["SF", "NY"]}))
+    with pytest.raises(ValueError, match="per-row conditions cannot combine|a table of per-row"):
+        model.sample(None, seed=2, conditions=pd.DataFrame({"a": [1.0, 2.0]}))
+    rows = GaussianCopula(fixed_combinations=[("country", "city")]).fit(real).sample(
+        None, seed=2, conditions=pd.DataFrame({"a": [1.0, -2.0]}))
+    assert len(rows) == 2 and {(x, y) for x, y in zip(rows.country, rows.city)} <= \
+        set(zip(real.country, real.city))
 
 
 def test_condition_on_a_member_whose_levels_are_not_adjacent(real):

@@ -256,8 +256,10 @@ class ConstraintPlan:
         children = {r.hi: r for r in self.reparams}
         members = {m: c for c in self.combinations for m in c.members}
         if not isinstance(conditions, dict):
-            names = [str(n) for n in (getattr(conditions, "columns", None) or
-                                      getattr(conditions, "column_names", None) or [])]
+            names = getattr(conditions, "column_names", None)      # pyarrow
+            if names is None:
+                names = getattr(conditions, "columns", ())          # pandas, polars
+            names = [str(x) for x in names]
             bad = [n for n in names if n in children or n in members]
             if bad:
                 raise ValueError(f"per-row conditions name {bad}, columns the model derives "
@@ -413,7 +415,7 @@ def check_rules_on_table(rules, table, n_rows: int) -> None:
         o = program.outputs[0]
         raise ConstraintError(f"rules of a GaussianCopula are constraints; a rule defining the "
                               f"derived column {o.name!r} belongs in sample(rules=...)")
-    result = rules.evaluate(table, backend="numpy" if n_rows < 50_000 else None)
+    result = rules.evaluate(table)
     for i, (text, count) in enumerate(zip(result.rules, result.counts)):
         if count:
             raise ConstraintError(
