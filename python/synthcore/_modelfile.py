@@ -28,8 +28,10 @@ def read_model(path, fmt: str, version: int, what: str):
         header = json.loads(zf.read("model.json"))
         if header.get("format") != fmt:
             raise ValueError(f"{path}: not a synthcore {what} model")
-        if header.get("version") != version:
+        accepted = version if isinstance(version, tuple) else (version,)
+        if header.get("version") not in accepted:
             raise ValueError(f"{path}: {what} model format version {header.get('version')} "
-                             f"is not supported (this synthcore reads version {version})")
+                             f"is not supported (this synthcore reads version "
+                             f"{' and '.join(map(str, accepted))})")
         arrays = dict(np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False))
     return header, arrays

@@ -39,6 +39,7 @@ from ._table import OUTPUTS, OutputColumn, TableColumn, build_output, read_table
 
 FORMAT = "synthcore.gaussian_copula"
 FORMAT_VERSION = 1
+CONSTRAINED_FORMAT_VERSION = 2   # files with constraints (older readers must refuse them)
 Z_LIMIT = 8.3           # |z| our float64 normals can reach
 DEFAULT_KNOTS = 4097
 CONDITION_CHUNK = 1 << 16  # rows per conditional pass
@@ -240,11 +241,23 @@ class GaussianCopula:
         Keep sampled values within the observed [min, max] (parametric marginals).
     knots : int
         Size of each marginal's lookup table.
+    rules : list of str or synthcore.Rules, optional
+        Constraints (docs/rules.md) the real table must satisfy and every sample keeps:
+        checked at ``fit`` (a rule false on a real row is an error), enforced by every
+        ``sample()`` (reject and refill). Inequalities between two numeric or two
+        datetime columns (``a < b``, ``end - start >= 30 days``, ``b >= a + 5``, chains)
+        are reparameterised: the model learns the difference instead of the larger
+        column, so they reject (almost) nothing (docs/copula.md "Constraints").
+    fixed_combinations : list of tuples of column names, optional
+        Columns (categorical, bool, int) whose combinations are modelled as one
+        categorical: only combinations seen in the real data are sampled, with their
+        frequencies.
     """
 
     def __init__(self, column_kinds: Optional[dict] = None, marginals: Optional[dict] = None,
                  default_marginal: str = "empirical", max_int_levels: int = 256,
-                 enforce_min_max: bool = True, knots: int = DEFAULT_KNOTS):
+                 enforce_min_max: bool = True, knots: int = DEFAULT_KNOTS, rules=None,
+                 fixed_combinations=None):
         if default_marginal not in MARGINALS:
             raise ValueError(f"default_marginal must be one of {MARGINALS}, got "
                              f"{default_marginal!r}")
@@ -262,6 +275,13 @@ class GaussianCopula:
         self.max_int_levels = int(max_int_levels)
         self.enforce_min_max = bool(enforce_min_max)
         self.knots = int(knots)
+        from ._constraints import normalise_combinations, normalise_rules
+        self.rules = normalise_rules(rules)
+        self.fixed_combinations = normalise_combinations(fixed_combinations)
+        self._constraints = None          # _constraints.ConstraintPlan once fitted
+        self._fit_marginals = self.marginals
+        self._combination_groups: dict = {}
+        self._sampling_rules: dict = {}
         self.columns: list[ColumnModel] = []
         self.correlation: Optional[np.ndarray] = None
         self.cholesky: Optional[np.ndarray] = None
@@ -279,6 +299,11 @@ class GaussianCopula:
         if unknown:
             raise ValueError(f"marginals or key kinds name columns not in the table: "
                              f"{sorted(unknown)}")
+        self._constraints, self._fit_marginals, self._combination_groups = None, \
+            self.marginals, {}
+        self._sampling_rules = {}
+        if self.rules is not None or self.fixed_combinations:
+            cols = self._fit_constraints(table, cols, n, keys)
         models, scores, valid = [], [], []
         # null indicators first, then values (the kernels rely on this order)
         for c in cols:
@@ -310,7 +335,7 @@ class GaussianCopula:
         if categorical and scores:
             axis = _principal_axis(np.array(scores), np.array(valid))
             for c, m in categorical:
-                self._order_categories(c, m, axis)
+                self._order_categories(c, m, axis, self._combination_groups.get(m.name))
         for c, m in categorical:
             self._add_scores(c, m, scores, valid, n)
         self.columns = models
@@ -321,6 +346,32 @@ class GaussianCopula:
         self._plan = None
         return self
 
+    def _fit_constraints(self, table, cols, n, keys):
+        """Check the rules on the real table and transform its columns for the
+        reparameterisations and fixed combinations (synthcore/_constraints.py)."""
+        from ._constraints import build_plan, check_rules_on_table
+        if self.rules is not None:
+            check_rules_on_table(self.rules, table, n)
+        plan, cols = build_plan(self.rules, self.fixed_combinations, cols, keys,
+                                self._rounding_of, self.max_int_levels)
+        self._constraints = plan
+        self._fit_marginals = plan.alias_marginals(self.marginals)
+        for comb in plan.combinations:
+            # levels are grouped by the first member's value, so a condition on it is
+            # one interval of the latent (see _order_categories)
+            first = comb.values[0]
+            index = {}
+            self._combination_groups[comb.inner] = np.array(
+                [index.setdefault((v is None, v), len(index)) for v in first], dtype=np.int64)
+        return cols
+
+    @staticmethod
+    def _rounding_of(c: TableColumn):
+        """(round_mode, round_q) learnt from a float column's values."""
+        m = ColumnModel(c.name, c.kind, c.dtype, 0.0, None, None, "table")
+        GaussianCopula._learn_rounding(c, m, c.values[~c.null].astype(np.float64))
+        return m.round_mode, m.round_q
+
     def _add_scores(self, c, m, scores, valid, n):
         m.value_dim = len(scores)
         s = np.zeros(n)
@@ -329,14 +380,24 @@ class GaussianCopula:
         valid.append(~c.null)
 
     @staticmethod
-    def _order_categories(c: TableColumn, m: ColumnModel, axis: np.ndarray) -> None:
-        """Levels sorted by the mean of ``axis`` over their rows (ties keep frequency order)."""
+    def _order_categories(c: TableColumn, m: ColumnModel, axis: np.ndarray,
+                          groups=None) -> None:
+        """Levels sorted by the mean of ``axis`` over their rows (ties keep frequency order);
+        with ``groups`` (a group id per level label, for fixed combinations: the first
+        member's value), the groups by their mean first, then the levels in each."""
         present = ~c.null
         index = GaussianCopula._level_index(m, c.values[present]).astype(np.int64)
         k = m.levels.size
-        mean = np.bincount(index, weights=axis[present], minlength=k) / \
-            np.maximum(np.bincount(index, minlength=k), 1)
-        order = np.argsort(mean, kind="stable")
+        count = np.bincount(index, minlength=k)
+        total = np.bincount(index, weights=axis[present], minlength=k)
+        mean = total / np.maximum(count, 1)
+        if groups is None:
+            order = np.argsort(mean, kind="stable")
+        else:
+            g = groups[np.array([int(x) for x in m.levels], dtype=np.int64)]
+            group_mean = (np.bincount(g, weights=total) / np.maximum(np.bincount(g, weights=count),
+                                                                     1))[g]
+            order = np.lexsort((mean, g, group_mean))
         freq = np.diff(np.concatenate([[0.0], _normal_cdf(m.thresholds), [1.0]]))[order]
         m.levels = m.levels[order]
         m.thresholds = _normal_ppf(np.cumsum(freq)[:-1])
@@ -375,7 +436,7 @@ class GaussianCopula:
             m.encoding = "levels"
             return
         x = present.astype(np.float64)
-        marginal = self.marginals.get(c.name, self.default_marginal)
+        marginal = self._fit_marginals.get(c.name, self.default_marginal)
         m.encoding = "table"
         self._learn_rounding(c, m, x)
         if marginal == "empirical":
@@ -575,6 +636,8 @@ class GaussianCopula:
         candidates) ``synthcore.RuleAcceptanceError`` names the rule that rejects most.
         """
         self._require_fitted()
+        if self._constraints is not None:
+            conditions, rules = self._constrained_request(conditions, rules, output)
         if rules is not None:
             from ._rules_sampling import sample_with_rules
             return sample_with_rules(self, n, rules, seed=seed, stream=stream,
@@ -604,6 +667,38 @@ class GaussianCopula:
         if output == "columns":   # internal: typed columns
             return self._output_columns(buffers, int(n), int(row_offset))
         return build_output(self._output_columns(buffers, int(n), int(row_offset)), output)
+
+    def _constrained_request(self, conditions, rules, output):
+        """(conditions on the model's columns, rules to enforce) for a sample() of a model
+        fitted with constraints: its stored rules, the caller's, and those that keep
+        conditions on fixed-combination members exact."""
+        plan = self._constraints
+        conditions, extra = plan.translate_conditions(conditions, self._level_order)
+        texts = list(plan.rule_texts) + extra
+        if not texts:
+            return conditions, rules
+        if output == "cupy":
+            raise ValueError("this model enforces rules at every sample (rules= or conditions "
+                             "on a fixed combination), which runs on the host: use a host "
+                             "output (pandas, arrow, polars, numpy)")
+        if conditions is not None and not isinstance(conditions, dict):
+            raise ValueError("this model enforces its rules at every sample (reject and "
+                             "refill), which a table of per-row conditions cannot combine "
+                             "with; give a dict of conditions for all rows")
+        if rules is not None:
+            from ._rules_sampling import _as_rules
+            texts += list(_as_rules(rules).texts)
+        key = tuple(texts)
+        combined = self._sampling_rules.get(key)
+        if combined is None:
+            from .rules import Rules
+            combined = self._sampling_rules[key] = Rules(texts)
+        return conditions, combined
+
+    def _level_order(self, name):
+        """The labels of a categorical model column in latent order."""
+        m = next(m for m in self.columns if m.name == name)
+        return m.levels.tolist() if m.levels is not None else [m.constant]
 
     def _fill_buffers(self, plan, name, buffers, n, key, stream, row_offset, per_column=None):
         """Rows ``row_offset .. row_offset + n - 1`` into the plan's raw output buffers
@@ -680,10 +775,42 @@ class GaussianCopula:
                 if m.kind == "datetime" and not _quantum_is_exact(m):
                     _snap_to_quantum(values, int(m.round_q))
                 out[m.name] = values.view("bool") if values.dtype == "uint8" else values
+        if self._constraints is not None:
+            self._split_combinations_on_device(out, n)
         return out
+
+    def _split_combinations_on_device(self, out, n):
+        """Fixed combinations' member columns from the combination codes, on the GPU (a
+        gather through small per-combination tables); reparameterised columns never get
+        here, as their models sample under their stored rules on the host."""
+        import cupy
+        if self._constraints.reparams:
+            raise AssertionError("reparameterised columns are sampled on the host")
+        for comb in self._constraints.combinations:
+            codes = out.pop(comb.inner, None)
+            labels = self._level_order(comb.inner)
+            ids_of = cupy.asarray(np.array([int(x) for x in labels], dtype=np.int64))
+            ids = ids_of[codes.astype(cupy.int64)] if codes is not None else \
+                cupy.full(n, ids_of[0].item(), dtype=cupy.int64)
+            member_codes, extra = comb.member_codes()
+            for j, name in enumerate(comb.members):
+                if comb.kinds[j] == "categorical":
+                    out[name] = cupy.asarray(member_codes[j])[ids]
+                    continue
+                null = extra[j]
+                values = cupy.asarray(member_codes[j])[ids]
+                if comb.kinds[j] == "int":
+                    values = cupy.where(cupy.asarray(null)[ids], np.iinfo(np.int64).min, values)
+                if null.any():
+                    out[f"{name}.is_null"] = cupy.asarray(null)[ids]
+                out[name] = values
 
     def categories(self, column: str):
         """The categories of a categorical column, in the order of its codes."""
+        for comb in (self._constraints.combinations if self._constraints else ()):
+            if column in comb.members and comb.kinds[comb.members.index(column)] == \
+                    "categorical":
+                return comb.member_codes()[1][comb.members.index(column)]
         for m in self.columns:
             if m.name == column and m.kind == "categorical":
                 return m.levels
@@ -697,8 +824,15 @@ class GaussianCopula:
         hi = np.full((d, n), np.nan)
         by_name = {m.name: m for m in self.columns}
         for name, (values, is_range, missing_is_free) in per_column.items():
-            for dim, (l, h) in column_constraints(by_name[name], values, is_range,
-                                                  missing_is_free).items():
+            if len(values) and isinstance(values[0], frozenset):
+                found = {by_name[name].value_dim: self._level_set_interval(
+                    by_name[name], values[0], n, key, stream, row_offset,
+                    alone=len(per_column) == 1)}
+            else:
+                found = column_constraints(by_name[name], values, is_range, missing_is_free)
+            for dim, (l, h) in found.items():
+                if dim is None:
+                    continue
                 set_ = ~np.isnan(l)
                 both = set_ & ~np.isnan(lo[dim])
                 lo[dim] = np.where(both, np.maximum(lo[dim], l), np.where(set_, l, lo[dim]))
@@ -709,9 +843,44 @@ class GaussianCopula:
         rows = np.arange(row_offset, row_offset + n, dtype=np.int64)
         return conditional_latents(self.correlation, lo, hi, key, stream, rows)
 
+    @staticmethod
+    def _level_set_interval(m: ColumnModel, labels: frozenset, n: int, key, stream,
+                            row_offset, alone=False):
+        """Latent (lo, hi) rows for a fixed combination conditioned on a set of its levels.
+        When it is the only condition and the levels form several runs in latent order,
+        each row picks one run with probability proportional to its mass under N(0, 1)
+        (the dim's marginal; Philox normal of the row at the last latent stream), which is
+        exact; otherwise from the first to the last of them (levels in between are
+        rejected by the rules the condition adds)."""
+        from ._conditional import ImpossibleConditionError, _gather_rows
+        if m.encoding != "levels":          # one combination: it is the only one allowed
+            return np.full(n, np.nan), np.full(n, np.nan)
+        at = np.array([k for k, x in enumerate(m.levels.tolist()) if x in labels])
+        if not at.size:
+            raise ImpossibleConditionError(f"no level of {m.name!r} meets the conditions")
+        bounds = np.concatenate([[-np.inf], m.thresholds, [np.inf]])
+        breaks = np.flatnonzero(np.diff(at) > 1)
+        if not alone or not breaks.size:
+            return np.full(n, bounds[at[0]]), np.full(n, bounds[at[-1] + 1])
+        first = at[np.concatenate([[0], breaks + 1])]
+        last = at[np.concatenate([breaks, [at.size - 1]])]
+        mass = _normal_cdf(bounds[last + 1]) - _normal_cdf(bounds[first])
+        cum = np.cumsum(mass) / mass.sum()
+        rows = np.arange(row_offset, row_offset + n, dtype=np.int64)
+        u = _normal_cdf(_gather_rows(key, _ref.latent_stream(stream, (1 << 20) - 1), rows))
+        run = np.minimum(np.searchsorted(cum, u, side="right"), first.size - 1)
+        return bounds[first[run]], bounds[last[run] + 1]
+
     def _output_columns(self, buffers, n, rows) -> list[OutputColumn]:
         """Typed columns of ``n`` sampled rows; ``rows``, their row indices (key columns
-        are made from them): the first, when consecutive, or an array."""
+        are made from them): the first, when consecutive, or an array. The user's
+        columns: reparameterised ones reconstructed, fixed combinations split."""
+        out = self._inner_output_columns(buffers, n, rows)
+        if self._constraints is not None:
+            return self._constraints.outputs(out)
+        return out
+
+    def _inner_output_columns(self, buffers, n, rows) -> list[OutputColumn]:
         out = []
         for m in self.columns:
             if m.kind == "key":
@@ -789,7 +958,8 @@ class GaussianCopula:
                 c = m.constant
                 entry["constant"] = c.item() if hasattr(c, "item") else c
             cols.append(entry)
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self._SAVED_KIND,
+        version = FORMAT_VERSION if self._constraints is None else CONSTRAINED_FORMAT_VERSION
+        header = {"format": FORMAT, "version": version, "kind": self._SAVED_KIND,
                   "settings": self._saved_settings(),
                   "n_rows_fitted": self.n_rows_fitted, "columns": cols}
         header.update(self._saved_extra())
@@ -802,10 +972,12 @@ class GaussianCopula:
         return {"column_kinds": self.column_kinds, "marginals": self.marginals,
                 "default_marginal": self.default_marginal,
                 "max_int_levels": self.max_int_levels,
-                "enforce_min_max": self.enforce_min_max, "knots": self.knots}
+                "enforce_min_max": self.enforce_min_max, "knots": self.knots,
+                "rules": None if self.rules is None else list(self.rules.texts),
+                "fixed_combinations": [list(c) for c in self.fixed_combinations]}
 
     def _saved_extra(self) -> dict:
-        return {}
+        return {} if self._constraints is None else {"constraints": self._constraints.to_json()}
 
     @classmethod
     def _from_header(cls, header: dict) -> "GaussianCopula":
@@ -817,7 +989,8 @@ class GaussianCopula:
 
         A file whose ``kind`` is ``dp_gaussian_copula`` gives a
         ``synthcore.DPGaussianCopula`` (same sampling, plus its privacy record)."""
-        header, arrays = read_model(path, FORMAT, FORMAT_VERSION, "Gaussian copula")
+        header, arrays = read_model(path, FORMAT, (FORMAT_VERSION, CONSTRAINED_FORMAT_VERSION),
+                                    "Gaussian copula")
         kind = header.get("kind", "gaussian_copula")   # files before the kind field: plain
         if kind == "dp_gaussian_copula":
             from .dp.copula import DPGaussianCopula
@@ -846,6 +1019,10 @@ class GaussianCopula:
                 from ._keys import check_key_params
                 m.params = check_key_params(m.name, m.params)
             model.columns.append(m)
+        if header.get("constraints") is not None:
+            from ._constraints import ConstraintPlan
+            model._constraints = ConstraintPlan.from_json(header["constraints"])
+            model._fit_marginals = model._constraints.alias_marginals(model.marginals)
         return model
 
     @classmethod
