@@ -301,3 +301,48 @@ def test_cuda_fixed_combinations_match_cpu(real):
         constrained.sample(100, seed=1, backend="cpu"))
     with pytest.raises(ValueError, match="host output"):
         constrained.sample(100, seed=1, backend="cuda", output="cupy")
+
+
+def test_fully_reparameterised_rules_skip_reject_and_refill(model, real, monkeypatch):
+    # every stored rule is held by construction: the plain sample, checked, is the
+    # result, and equals what reject and refill gives (its first n candidates)
+    from synthcore import _rules_sampling
+    assert model._constraints.all_reparameterised()
+    want = model.sample(3000, seed=5, rules=["a > -1e9"])   # forces reject and refill
+    calls = []
+    monkeypatch.setattr(_rules_sampling, "sample_with_rules",
+                        lambda *a, **k: calls.append(1) or pytest.fail("rules path taken"))
+    for backend in ("numpy", "cpu"):
+        got = model.sample(3000, seed=5, backend=backend)
+        pd.testing.assert_frame_equal(got, want[list(real.columns)])
+        info = model.last_sample_info
+        assert info["candidates"] == 3000 and info["acceptance_rate"] == 1.0
+        assert set(info["violations"]) == set(RULES) and not any(info["violations"].values())
+    assert not calls
+
+
+def test_a_row_breaking_a_reparameterised_rule_takes_the_rules_path(model, monkeypatch):
+    # should the reconstruction ever break a rule (float rounding), the sample is the
+    # reject-and-refill one, not a short or invalid one
+    from synthcore import rules as rules_module
+    real_evaluate = rules_module.Rules.evaluate
+    state = {"first": True}
+
+    def evaluate_failing_once(self, table, **kw):
+        result = real_evaluate(self, table, **kw)
+        if state.pop("first", False):
+            result.mask[7] = False
+        return result
+    monkeypatch.setattr(rules_module.Rules, "evaluate", evaluate_failing_once)
+    got = model.sample(2000, seed=4, backend="cpu")
+    monkeypatch.undo()
+    assert len(got) == 2000 and not state
+    want = model.sample(2000, seed=4, backend="cpu", rules=["a > -1e9"])
+    pd.testing.assert_frame_equal(got, want[list(got.columns)])
+
+
+def test_rules_with_other_conjuncts_are_not_fully_reparameterised(real):
+    m = GaussianCopula(rules=["a < b and c > -1e9"]).fit(real)
+    assert [r.hi for r in m._constraints.reparams] == ["b"]
+    assert not m._constraints.all_reparameterised()
+    assert GaussianCopula(rules=["a < b", "b < c"]).fit(real)._constraints.all_reparameterised()

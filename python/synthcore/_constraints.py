@@ -167,7 +167,9 @@ class Combination:
                         if v is not None and v not in index:
                             index[v] = len(seen)
                             seen.append(v)
-                    c = np.array([-1 if v is None else index[v] for v in vals], dtype=np.int32)
+                    # int8 codes below 127 levels, as the copula's own categoricals
+                    c = np.array([-1 if v is None else index[v] for v in vals],
+                                 dtype=np.int8 if len(seen) < 127 else np.int32)
                     cat = np.empty(len(seen), dtype=object)
                     cat[:] = seen
                     codes.append(c)
@@ -190,6 +192,24 @@ class ConstraintPlan:
     combinations: list = field(default_factory=list)
     order: list = field(default_factory=list)          # the user's column order
     skipped: list = field(default_factory=list)        # (rule, why) inequalities not used
+
+    def all_reparameterised(self) -> bool:
+        """Every stored rule is a conjunction of inequalities that are all
+        reparameterised, so the model's plain sample satisfies the rules by construction
+        (up to float rounding, which sampling still checks)."""
+        cached = getattr(self, "_all_reparameterised", None)
+        if cached is None:
+            from .rules import Rules
+            skipped = {rule for rule, _ in self.skipped}
+            links = {}
+            for r in self.reparams:
+                links[r.rule] = links.get(r.rule, 0) + 1
+            cached = bool(self.rule_texts) and all(
+                p.text not in skipped and p.target is None and
+                len(list(_conjuncts(p.expr))) == len(inequalities(p)) == links.get(p.text, 0)
+                for p in Rules(self.rule_texts).parsed)
+            self._all_reparameterised = cached
+        return cached
 
     # -- names
     def inner_of(self) -> dict:
@@ -219,21 +239,24 @@ class ConstraintPlan:
         by_name = {c.name: c for c in inner}
         for comb in self.combinations:
             col = by_name.pop(comb.inner)
-            ids = np.array([int(x) for x in col.categories], dtype=np.int64)[
-                np.asarray(col.values).astype(np.intp, copy=False)] if len(col.categories) \
-                else np.zeros(len(col.values), np.int64)
+            # the combination of each of the inner column's levels; members are gathered
+            # from per-level tables, straight by the sampled level codes
+            level_comb = np.array([int(x) for x in col.categories], dtype=np.intp) \
+                if len(col.categories) else np.zeros(1, np.intp)
+            levels = np.asarray(col.values).astype(np.intp) if len(col.categories) \
+                else np.zeros(len(col.values), np.intp)
             codes, cats = comb.member_codes()
             for j, name in enumerate(comb.members):
                 kind, dtype = comb.kinds[j], comb.dtypes[j]
                 if kind == "categorical":
-                    c = codes[j][ids]
-                    c = c.astype(np.int8) if len(cats[j]) < 127 else c
-                    null = c < 0
-                    by_name[name] = OutputColumn(name, kind, c, null if null.any() else None,
-                                                 dtype, cats[j])
+                    c = codes[j][level_comb][levels]
+                    null = c < 0 if (codes[j] < 0).any() else None   # no null combination
+                    by_name[name] = OutputColumn(name, kind, c, null if null is not None and
+                                                 null.any() else None, dtype, cats[j])
                 else:
-                    null = cats[j][ids]
-                    v = codes[j][ids]
+                    null = cats[j][level_comb][levels] if cats[j].any() else \
+                        np.zeros(len(levels), bool)
+                    v = codes[j][level_comb][levels]
                     if kind == "int":
                         v = v.astype(dtype, copy=False)
                     by_name[name] = OutputColumn(name, kind, v, null if null.any() else None,
@@ -341,24 +364,42 @@ def _condition_rule(comb, name, v) -> str:
     return f"{col} = {_literal(v.item() if hasattr(v, 'item') else v)}"
 
 
+def _int64_view(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind in "mM" and x.dtype.itemsize == 8:
+        return x.view(np.int64)
+    return x if x.dtype == np.int64 else x.astype(np.int64)
+
+
 def _reconstruct(r: Reparam, lo: OutputColumn, d: OutputColumn) -> OutputColumn:
-    """hi = lo + offset + d, with hi's dtype, rounding and null (null where d or lo is)."""
+    """hi = lo + offset + d, with hi's dtype, rounding and null (null where d or lo is).
+    Each step runs in place on one pooled buffer (a 1M-row sample pays a few ms here)."""
+    from . import _buffers
     null = d.null if lo.null is None else (lo.null if d.null is None else d.null | lo.null)
+    n = len(d.values)
     if r.kind == "datetime" or (r.kind == "int" and d.kind != "float" and lo.kind == "int"):
-        v = np.asarray(lo.values).astype(np.int64) + np.int64(r.offset) + \
-            np.asarray(d.values).astype(np.int64)
+        v = np.add(_int64_view(lo.values), _int64_view(d.values),
+                   out=_buffers.empty(n, np.int64))
+        if r.offset:
+            v += np.int64(r.offset)
         if r.kind == "int":
             v = v.astype(r.dtype, copy=False)
     else:
-        v = np.asarray(lo.values, dtype=np.float64) + float(r.offset) + \
-            np.asarray(d.values, dtype=np.float64)
+        v = np.add(lo.values, d.values, out=_buffers.empty(n, np.float64), dtype=np.float64)
+        if r.offset:
+            v += float(r.offset)
         if r.round_mode == 1:
-            v = np.rint(v * r.round_q) / r.round_q
+            v *= r.round_q
+            np.rint(v, out=v)
+            v /= r.round_q
         elif r.round_mode == 2:
-            v = np.rint(v / r.round_q) * r.round_q
+            v /= r.round_q
+            np.rint(v, out=v)
+            v *= r.round_q
         if r.kind == "int":
-            v = np.rint(np.where(null, 0.0, v) if null is not None else v)
-            v = v.astype(r.dtype)
+            if null is not None:
+                v[null] = 0.0
+            v = np.rint(v, out=v).astype(r.dtype)
         elif r.dtype == "float32":
             v = v.astype(np.float32)
     if null is not None:

@@ -637,12 +637,39 @@ class GaussianCopula:
         """
         self._require_fitted()
         if self._constraints is not None:
+            if rules is None and conditions is None and output != "cupy" and \
+                    self._constraints.all_reparameterised():
+                sampled = self._sample_reparameterised(n, seed, stream, row_offset, backend,
+                                                       output)
+                if sampled is not None:
+                    return sampled
             conditions, rules = self._constrained_request(conditions, rules, output)
         if rules is not None:
             from ._rules_sampling import sample_with_rules
             return sample_with_rules(self, n, rules, seed=seed, stream=stream,
                                      row_offset=row_offset, backend=backend, output=output,
                                      min_acceptance=min_acceptance, conditions=conditions)
+        return self._sample_plain(n, seed, stream, row_offset, conditions, backend, output)
+
+    def _sample_reparameterised(self, n, seed, stream, row_offset, backend, output):
+        """A model whose stored rules are all reparameterised: its plain sample, when
+        every row of it satisfies them (the reconstruction makes that all but certain;
+        only float rounding at a difference near 0 can break a strict inequality). That
+        is the result of reject and refill too, since its first n candidates are these
+        rows, without the rules path's batching. None when a row fails (the caller then
+        takes that path)."""
+        from .rules import _TableView
+        columns = self._sample_plain(n, seed, stream, row_offset, None, backend, "columns")
+        rules = self._constrained_request(None, None, output)[1]
+        result = rules.evaluate(_TableView(columns))
+        if not bool(np.all(result.mask)):
+            return None
+        self.last_sample_info = {
+            "rows": int(n), "candidates": int(n), "acceptance_rate": 1.0,
+            "violations": {t: 0 for t in result.rules}, "conditions_from_rules": {}}
+        return columns if output == "columns" else build_output(columns, output)
+
+    def _sample_plain(self, n, seed, stream, row_offset, conditions, backend, output):
         if conditions is not None:
             from ._conditional import parse_conditions
             n, per_column = parse_conditions(self.columns, conditions, n)
