@@ -778,7 +778,8 @@ class GaussianCopula:
             return self._device_columns(buffers, n, row_offset)
         # the caller asked for a host format: this copy is the one they asked for
         host = [b.get() for b in buffers]
-        return build_output(self._output_columns(host, n, row_offset), output)
+        columns = self._output_columns(host, n, row_offset)
+        return columns if output == "columns" else build_output(columns, output)
 
     def _device_columns(self, buffers, n, row_offset):
         """{column: CuPy array} on the GPU: values with NaN / INT64_MIN / -1 (categorical
