@@ -618,8 +618,8 @@ class TableSpec:
         seen = set() if seen is None else seen
         if name not in self.columns:   # a parent attribute: it moves with its key
             key = self.parent_ref(name)[0]
-            return None if self._fixed(key, seen) is None else \
-                f"read through {key!r}, which is fixed"
+            why = self._fixed(key, seen)
+            return None if why is None else f"read through {key!r}, {why}"
         c = self.columns[name]
         p = c.params
         if c.nulls:
@@ -1296,7 +1296,8 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
     for attempt in range(1, table.max_attempts):
         sub_sel, positions = _rows_selection(index[bad], attempt)
         sub = _generate_plain(spec, table, sub_sel, key, backend, rows, full)
-        sub = {name: _take(sub[name], positions) for name in redrawn}
+        sub = {name: _take(sub[name], positions)
+               for name in dict.fromkeys(redrawn + table.constraint_names)}
         ok, counts = _constraints_hold(table, sub, len(bad), backend)
         rejected += counts
         tried += len(bad)
