@@ -1293,6 +1293,7 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
     index = sel.index()
     redrawn = [name for name in out if table._fixed(name) is None]
     tried = len(bad)
+    pieces: list = []   # (positions, {name: column there}) of the rows each attempt settles
     for attempt in range(1, table.max_attempts):
         sub_sel, positions = _rows_selection(index[bad], attempt)
         sub = _generate_plain(spec, table, sub_sel, key, backend, rows, full)
@@ -1303,10 +1304,11 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
         tried += len(bad)
         good = np.flatnonzero(ok)
         if len(good):
-            for name in redrawn:
-                _put(out[name], bad[good], _take(sub[name], good))
+            pieces.append((bad[good], {name: _take(sub[name], good) for name in redrawn}))
         bad = bad[~ok]
         if not len(bad):
+            for name in redrawn:
+                _put(out[name], [(at, cols[name]) for at, cols in pieces])
             return out
     worst = int(np.argmax(rejected))
     raise SpecError(f"{len(bad):,} of the {sel.n:,} rows generated still break the "
@@ -1338,9 +1340,18 @@ def _constraints_hold(table: TableSpec, cols: dict, n: int, backend: str):
     return np.asarray(mask, dtype=bool), np.asarray(counts, dtype=np.int64)
 
 
-def _put(col: OutputColumn, positions: np.ndarray, new: OutputColumn):
-    """Write ``new`` (the same column at other draws) into ``col`` at ``positions``."""
+def _put(col: OutputColumn, pieces: list):
+    """Write each ``(positions, new)`` of ``pieces`` (``new``: the same column at other
+    draws) into ``col`` at ``positions``."""
     values = col.values.copy()
+    null = None if col.null is None else col.null.copy()
+    for positions, new in pieces:
+        values, null = _put_piece(col, values, null, positions, new)
+    col.values = values
+    col.null = null if null is not None and null.any() else None
+
+
+def _put_piece(col, values, null, positions, new):
     new_values = new.values
     if col.kind == "categorical" and not (
             col.categories is new.categories or
@@ -1362,11 +1373,13 @@ def _put(col: OutputColumn, positions: np.ndarray, new: OutputColumn):
         col.categories = cats
         new_values = remap[new.values.astype(np.int64)].astype(values.dtype)
     values[positions] = new_values
-    col.values = values
-    if col.null is not None or new.null is not None:
-        null = np.zeros(len(values), dtype=bool) if col.null is None else col.null.copy()
+    if null is not None or new.null is not None:
+        null = np.zeros(len(values), dtype=bool) if null is None else null
         null[positions] = False if new.null is None else new.null
-        col.null = null if null.any() else None
+    return values, null
+
+
+DENSE_SPAN = 3   # rows spanning at most this many times their number are read as a window
 
 
 def _rows_selection(rows: np.ndarray, attempt: int = 0):
@@ -1375,7 +1388,7 @@ def _rows_selection(rows: np.ndarray, attempt: int = 0):
     distinct rows; ``positions`` picks each of ``rows`` from the selection's output."""
     used, inverse = np.unique(rows, return_inverse=True)
     inverse = inverse.reshape(-1)
-    if len(used) and used[-1] - used[0] < 3 * len(used) + 4096:
+    if len(used) and used[-1] - used[0] < DENSE_SPAN * len(used) + 4096:
         sel, positions = _Window(int(used[0]), int(used[-1] - used[0]) + 1), \
             (used - used[0])[inverse]
     else:
