@@ -316,3 +316,19 @@ def test_max_attempts_field_and_round_trip():
     assert again.to_dict() == spec.to_dict()
     assert again.tables["orders"].constraints == ORDER_RULES
     assert again.tables["orders"].max_attempts == 100
+
+
+def test_the_shipped_inventory_log_enforces_its_constraint():
+    import importlib.resources
+    import yaml
+    path = importlib.resources.files("synthcore") / "data" / "specs" / "inventory_log.yaml"
+    spec = load_spec(str(path))
+    assert spec.tables["inventory_log"].constraints
+    df = generate(spec)
+    assert not ((df["event"] == "adjust") & (df["quantity"] == 0)).any()
+    raw = yaml.safe_load(path.read_text())
+    raw["rules"] += raw.pop("constraints")
+    plain = generate(raw)
+    broke = ((plain["event"] == "adjust") & (plain["quantity"] == 0)).to_numpy()
+    assert broke.sum() > 20
+    pd.testing.assert_frame_equal(df[~broke], plain[~broke])
