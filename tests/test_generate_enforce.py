@@ -292,6 +292,7 @@ def test_a_per_parent_key_read_is_fixed():
     ("nope < 3", "unknown column 'nope'"),
     ("z := x + 1", "not a derived column"),
     ("mgr.x < 0.5", "reads the table's own rows"),
+    ("x < 'a'", "cannot compare a string with float"),   # types, checked at load
 ])
 def test_bad_constraints_are_refused_at_load(constraint, text):
     spec = {"name": "t", "columns": {

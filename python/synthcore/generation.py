@@ -14,6 +14,9 @@ the counter-based Philox stream keyed by (seed, stream of (table, column), row i
 so rows ``a..b`` are the same whether generated in one call or in windows
 (``row_offset``), on any backend, and a parent's columns can be regenerated at exactly
 the rows that children's keys point to (``_parent_columns``) without the parent table.
+A table's ``rules`` are checked (``TableSpec.check``); its ``constraints`` are enforced
+where rows are generated (``_generate_columns``): a row that breaks one is redrawn from
+attempt-numbered streams at the same row index, so it stays a function of the row.
 """
 from __future__ import annotations
 
@@ -476,7 +479,8 @@ def _depth_first(starts, edges):
 
 
 class TableSpec:
-    """One table: ``columns`` {name: column spec}, optional ``rows`` and ``rules``."""
+    """One table: ``columns`` {name: column spec}, optional ``rows``, ``rules`` (checked),
+    ``constraints`` (enforced by redrawing rows) and ``max_attempts`` (per row, 100)."""
 
     def __init__(self, columns: dict, *, name: str = "table", rows: Optional[int] = None,
                  rules=None, constraints=None, max_attempts: Optional[int] = None):
