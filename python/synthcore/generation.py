@@ -1296,21 +1296,32 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
         return out
     index = sel.index()
     redrawn = [name for name in out if table._fixed(name) is None]
+    # the attempts draw only what the constraints read; the other columns are drawn once,
+    # at each row's final attempt (unless the constraints read about everything)
+    tested = _needed(table, table.constraint_names)
+    probe = table.constraint_names if len(tested) < len(out) else full
     tried = len(bad)
-    pieces: list = []   # (positions, {name: column there}) of the rows each attempt settles
+    settled: list = []   # (positions, attempt, {name: column there} or None)
     for attempt in range(1, table.max_attempts):
         sub_sel, positions = _rows_selection(index[bad], attempt)
-        sub = _generate_plain(spec, table, sub_sel, key, backend, rows, full)
-        sub = {name: _take(sub[name], positions)
-               for name in dict.fromkeys(redrawn + table.constraint_names)}
+        sub = _generate_plain(spec, table, sub_sel, key, backend, rows, probe)
+        sub = {name: _take(sub[name], positions) for name in sub}
         ok, counts = _constraints_hold(table, sub, len(bad), backend)
         rejected += counts
         tried += len(bad)
         good = np.flatnonzero(ok)
         if len(good):
-            pieces.append((bad[good], {name: _take(sub[name], good) for name in redrawn}))
+            settled.append((bad[good], attempt, None if probe is not full else
+                            {name: _take(sub[name], good) for name in redrawn}))
         bad = bad[~ok]
         if not len(bad):
+            pieces = []
+            for at, k, cols in settled:
+                if cols is None:   # the whole rows at their final attempt
+                    sub_sel, positions = _rows_selection(index[at], k)
+                    sub = _generate_plain(spec, table, sub_sel, key, backend, rows, full)
+                    cols = {name: _take(sub[name], positions) for name in redrawn}
+                pieces.append((at, cols))
             for name in redrawn:
                 _put(out[name], [(at, cols[name]) for at, cols in pieces])
             return out
@@ -1384,6 +1395,7 @@ def _put_piece(col, values, null, positions, new):
 
 
 DENSE_SPAN = 3   # rows spanning at most this many times their number are read as a window
+REDRAW_SPAN = 3  # the same for rows redrawn for a constraint
 
 
 def _rows_selection(rows: np.ndarray, attempt: int = 0):
@@ -1392,7 +1404,8 @@ def _rows_selection(rows: np.ndarray, attempt: int = 0):
     distinct rows; ``positions`` picks each of ``rows`` from the selection's output."""
     used, inverse = np.unique(rows, return_inverse=True)
     inverse = inverse.reshape(-1)
-    if len(used) and used[-1] - used[0] < DENSE_SPAN * len(used) + 4096:
+    span = DENSE_SPAN if not attempt else REDRAW_SPAN
+    if len(used) and used[-1] - used[0] < span * len(used) + 4096:
         sel, positions = _Window(int(used[0]), int(used[-1] - used[0]) + 1), \
             (used - used[0])[inverse]
     else:
