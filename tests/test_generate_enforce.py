@@ -174,6 +174,15 @@ def test_one_column_constraint_gives_the_truncated_uniform():
     assert (x != first).mean() > 0.6
 
 
+def test_null_masks_are_redrawn_too():
+    spec = {"seed": 8, "rows": 20_000, "columns": {
+        "x": {"type": "normal", "mean": 0, "std": 1, "nulls": 0.4}},
+        "constraints": ["x is not null and x > 0"]}
+    x = generate(spec)["x"]
+    assert not x.isna().any() and (x > 0).all()
+    assert stats.kstest(x, stats.halfnorm.cdf).pvalue > P_MIN
+
+
 def test_two_column_constraint_gives_the_conditional_distribution():
     cols = {"x": {"type": "uniform", "low": 0, "high": 1},
             "y": {"type": "normal", "mean": 0, "std": 1},
