@@ -14,6 +14,9 @@ the counter-based Philox stream keyed by (seed, stream of (table, column), row i
 so rows ``a..b`` are the same whether generated in one call or in windows
 (``row_offset``), on any backend, and a parent's columns can be regenerated at exactly
 the rows that children's keys point to (``_parent_columns``) without the parent table.
+A table's ``rules`` are checked (``TableSpec.check``); its ``constraints`` are enforced
+where rows are generated (``_generate_columns``): a row that breaks one is redrawn from
+attempt-numbered streams at the same row index, so it stays a function of the row.
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ COMMON_FIELDS = ("type", "nulls", "hidden")
 RESOLUTIONS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
                "h": 3600 * 10**9, "D": 86400 * 10**9}
 DAY_NS = 86400 * 10**9
-TABLE_FIELDS = ("columns", "rows", "rules")
+TABLE_FIELDS = ("columns", "rows", "rules", "constraints", "max_attempts")
+MAX_ATTEMPTS = 100   # default attempts per row of a table with constraints
 
 
 class SpecError(ValueError):
@@ -132,8 +136,12 @@ def _instant(value, err, name, resolution_ns=1) -> int:
     return ns
 
 
-def _stream(table: str, column: str, purpose: str) -> int:
-    """A 64-bit Philox stream per (table, column, purpose): independent of column order."""
+def _stream(table: str, column: str, purpose: str, attempt: int = 0) -> int:
+    """A 64-bit Philox stream per (table, column, purpose): independent of column order.
+    Attempt k >= 1 of a row that breaks a constraint draws from the stream of purpose
+    ``"<purpose>\\0<k>"`` (attempt 0 is the plain stream, so rows that pass keep it)."""
+    if attempt:
+        purpose = f"{purpose}\x00{attempt}"
     digest = hashlib.blake2b(f"{table}\x00{column}\x00{purpose}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "little")
 
@@ -404,6 +412,14 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
     return col
 
 
+def _rule_names(text: str) -> set:
+    """The column names a rule reads."""
+    parsed = parse(text)
+    out: list = [] if parsed.target is None else [parsed.target]
+    _column_names(parsed.expr, out)
+    return set(out)
+
+
 def _quote(name: str) -> str:
     return "`" + name + "`" if "`" not in name else '"' + name.replace('"', '""') + '"'
 
@@ -463,10 +479,11 @@ def _depth_first(starts, edges):
 
 
 class TableSpec:
-    """One table: ``columns`` {name: column spec}, optional ``rows`` and ``rules``."""
+    """One table: ``columns`` {name: column spec}, optional ``rows``, ``rules`` (checked),
+    ``constraints`` (enforced by redrawing rows) and ``max_attempts`` (per row, 100)."""
 
     def __init__(self, columns: dict, *, name: str = "table", rows: Optional[int] = None,
-                 rules=None):
+                 rules=None, constraints=None, max_attempts: Optional[int] = None):
         if not isinstance(name, str) or not name:
             raise SpecError(f"a table name must be a non-empty string, got {name!r}")
         self.name = name
@@ -476,22 +493,45 @@ class TableSpec:
         self.columns = {str(k): _parse_column(name, k, v) for k, v in columns.items()}
         self.rows = None if rows is None else _int(
             rows, lambda m, f: SpecError(m, name, field=f), "rows", low=0)
-        rules = [] if rules is None else ([rules] if isinstance(rules, str) else list(rules))
-        for r in rules:
-            if not isinstance(r, str):
-                raise SpecError(f"rules must be strings, got {r!r}", name, field="rules")
-        self.rules = rules
+        self.rules = self._rule_list(rules, "rules")            # checked
+        self.constraints = self._rule_list(constraints, "constraints")   # enforced
+        self._max_attempts = None if max_attempts is None else _int(
+            max_attempts, lambda m, f: SpecError(m, name, field=f), "max_attempts", low=1)
+        if max_attempts is not None and not self.constraints:
+            raise SpecError("max_attempts is for a table with constraints", name,
+                            field="max_attempts")
+        self.max_attempts = MAX_ATTEMPTS if max_attempts is None else self._max_attempts
         self.refs: dict = {}   # 'key.col' read by a column -> (foreign key column, parent column)
         self.order = self._dependency_order()
         self._programs: dict = {}
         self._spec = None      # the Spec this table is part of (set by Spec)
         self.rule_reads = self._rule_reads()
+        self.constraint_names = self._constraint_names()
+
+    def _rule_list(self, rules, fld) -> list:
+        rules = [] if rules is None else ([rules] if isinstance(rules, str) else rules)
+        if not isinstance(rules, (list, tuple)):
+            raise SpecError(f"must be a list of strings, got {type(rules).__name__}", self.name,
+                            field=fld)
+        for r in rules:
+            if not isinstance(r, str):
+                raise SpecError(f"{fld} must be strings, got {r!r}", self.name, field=fld)
+        return list(rules)
+
+    @property
+    def all_rules(self) -> list:
+        """The rules, then the constraints: what ``check`` reports (indices as here)."""
+        return self.rules + self.constraints
 
     def _rule_error(self, index: int, message: str, position: Optional[int]) -> SpecError:
-        text = self.rules[index]
+        """An error in rule ``index`` of ``all_rules``: field 'rules' or 'constraints' and
+        the index in that list."""
+        text = self.all_rules[index]
+        fld, local = ("rules", index) if index < len(self.rules) else \
+            ("constraints", index - len(self.rules))
         caret = f"\n    {text}\n    {' ' * position}^" \
             if position is not None and len(text) <= 200 else ""
-        return SpecError(f"{text!r}: {message}{caret}", self.name, field="rules", rule=index,
+        return SpecError(f"{text!r}: {message}{caret}", self.name, field=fld, rule=local,
                          position=position)
 
     def _rule_reads(self) -> dict:
@@ -500,7 +540,7 @@ class TableSpec:
         ``order_id.customer_id.signup_date``); each must read through a visible foreign
         key, since ``check`` takes the key's values from the checked table."""
         reads: dict = {}
-        for i, text in enumerate(self.rules):
+        for i, text in enumerate(self.all_rules):
             try:
                 parsed = parse(text, i)
             except RuleError as e:
@@ -526,6 +566,93 @@ class TableSpec:
                 reads[name] = (i, pos)
         return reads
 
+    def _constraint_names(self) -> list:
+        """The columns and parent attributes the constraints read. Each constraint is a
+        condition over columns of the table (visible ones: ``check`` reads them from the
+        output) or parent attributes, and must read something that redrawing a row
+        changes; otherwise a row that breaks it would break it at every attempt."""
+        names: list = []
+        base = len(self.rules)
+        for j, text in enumerate(self.constraints):
+            i = base + j
+            parsed = parse(text, i)
+            if parsed.target is not None and parsed.assign_op == ":=":
+                raise self._rule_error(i, "a constraint is a condition, not a derived column "
+                                       "(a column of the table is an expression under "
+                                       "'columns')", parsed.target_pos)
+            found = [] if parsed.target is None else [(parsed.target, parsed.target_pos)]
+            stack = [parsed.expr]
+            while stack:
+                node = stack.pop()
+                if node.kind == "col":
+                    found.append((node.value, node.pos))
+                stack.extend(node.args)
+            found.sort(key=lambda x: x[1])
+            for name, pos in found:
+                if name in self.columns:
+                    if self.columns[name].hidden:
+                        raise self._rule_error(i, f"column {name!r} is hidden; check reads "
+                                               "a constraint's columns from the generated "
+                                               "table, so a constraint names visible columns "
+                                               "(or parent attributes)", pos)
+                elif name not in self.rule_reads:
+                    raise self._rule_error(i, f"unknown column {name!r}; the table has "
+                                           f"{', '.join(map(repr, self.columns))}", pos)
+            fixed = [(name, self._fixed(name)) for name, _ in found]
+            if found and all(why for _, why in fixed):
+                what = "; ".join(f"{name!r} is {why}" for name, why in dict(fixed).items())
+                raise self._rule_error(i, "redrawing a row cannot change what this constraint "
+                                       f"reads ({what}), so a row that breaks it would break "
+                                       "it at every attempt; make it a rule (checked, not "
+                                       "enforced) or constrain a random column", None)
+            if not found:
+                raise self._rule_error(i, "the constraint reads no column, so redrawing a row "
+                                       "cannot change it; make it a rule (checked, not "
+                                       "enforced)", None)
+            for name, _ in found:
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def _fixed(self, name: str, seen=None) -> Optional[str]:
+        """None when redrawing a row can change column (or parent read) ``name``, else
+        why not: sequences, uuids and per_parent keys are functions of the row index, a
+        distribution with one possible value is a constant, and an expression or a
+        parent read is fixed when everything it reads is."""
+        seen = set() if seen is None else seen
+        if name not in self.columns:   # a parent attribute: it moves with its key
+            key = self.parent_ref(name)[0]
+            why = self._fixed(key, seen)
+            return None if why is None else f"read through {key!r}, {why}"
+        c = self.columns[name]
+        p = c.params
+        if c.nulls:
+            return None   # the null mask is redrawn
+        if c.type in ("sequence", "uuid"):
+            return f"a {c.type} (a function of the row index)"
+        if c.type == "foreign_key":
+            return "a per_parent key (a function of the row index)" \
+                if p["distribution"] == "per_parent" else None
+        one = {"uniform": lambda: p["low"] == p["high"],
+               "normal": lambda: p["std"] == 0,
+               "lognormal": lambda: p["sigma"] == 0,
+               "integer": lambda: p["low"] == p["high"],
+               "boolean": lambda: p["p"] in (0.0, 1.0),
+               "categorical": lambda: int(np.count_nonzero(np.diff(p["cdf"], prepend=0.0)))
+               == 1,
+               "zipf": lambda: p["n"] == 1,
+               "date": lambda: -(-p["start"] // p["unit"]) == p["end"] // p["unit"],
+               "timestamp": lambda: -(-p["start"] // p["unit"]) == p["end"] // p["unit"]}
+        if c.type in one:
+            return "a distribution with a single value" if one[c.type]() else None
+        if name in seen:
+            return None
+        seen.add(name)
+        if all(self._fixed(d, seen) for d in c.depends):
+            return "an expression of fixed columns" if c.type == "expression" else \
+                f"read through {p['key']!r}, which is fixed"
+        return None
+
     @classmethod
     def from_dict(cls, data: dict, name: str = "table") -> "TableSpec":
         if not isinstance(data, dict):
@@ -536,7 +663,8 @@ class TableSpec:
                                 field=str(key))
         if "columns" not in data:
             raise SpecError("missing", name, field="columns")
-        return cls(data["columns"], name=name, rows=data.get("rows"), rules=data.get("rules"))
+        return cls(data["columns"], name=name, rows=data.get("rows"), rules=data.get("rules"),
+                   constraints=data.get("constraints"), max_attempts=data.get("max_attempts"))
 
     def to_dict(self) -> dict:
         out: dict = {"columns": {n: dict(c.source) for n, c in self.columns.items()}}
@@ -544,6 +672,10 @@ class TableSpec:
             out["rows"] = self.rows
         if self.rules:
             out["rules"] = list(self.rules)
+        if self.constraints:
+            out["constraints"] = list(self.constraints)
+        if self._max_attempts is not None:
+            out["max_attempts"] = self._max_attempts
         return out
 
     def __repr__(self):
@@ -624,7 +756,7 @@ class TableSpec:
 
     def rule_set(self):
         from .rules import Rules
-        return Rules(self.rules)
+        return Rules(self.all_rules)
 
     def check(self, table, *, seed=None, rows: Optional[dict] = None,
               backend: Optional[str] = None):
@@ -736,7 +868,28 @@ class Spec:
                 problem = self._ref_problem(t, d)
                 if problem:
                     raise t._rule_error(i, problem, pos)
+            self._check_constraint_reads(t)
             self._check_self_reads(t)
+
+    def _check_constraint_reads(self, t: TableSpec):
+        """Constraints must not read the table's own rows (through a key to the table
+        itself): the other row's values would first need its own constraints enforced,
+        which read further rows, and a uniform or Zipf key may lead back to the row."""
+        if not t.constraints:
+            return
+        for d in _needed(t, t.constraint_names):
+            if d in t.columns:
+                continue
+            k = t.parent_ref(d)[0]
+            if t.columns[k].params["table"] == t.name:
+                reader = next(n for n in t.constraint_names
+                              if d in _needed(t, [n]))
+                j = next(j for j, text in enumerate(t.constraints)
+                         if reader in _rule_names(text))
+                raise t._rule_error(len(t.rules) + j, f"{reader!r} reads the table's own rows "
+                                    f"through {k!r} ({d!r}); a constraint reads the row "
+                                    "itself and other tables' rows only (enforcing it would "
+                                    "need the other row's constraints enforced first)", None)
 
     def _check_self_reads(self, t: TableSpec):
         """Reads through a key to the table itself must not come back to the column that
@@ -884,10 +1037,11 @@ def _integers(key, stream, offset, n, backend, low, high):
 
 
 class _Window:
-    """Rows ``offset .. offset + n - 1`` of a table: the random kernels run over them."""
+    """Rows ``offset .. offset + n - 1`` of a table: the random kernels run over them.
+    ``attempt``: which redraw of the rows (0: the first draw; docs/generate.md)."""
 
-    def __init__(self, offset: int, n: int):
-        self.offset, self.n = offset, n
+    def __init__(self, offset: int, n: int, attempt: int = 0):
+        self.offset, self.n, self.attempt = offset, n, attempt
 
     def index(self) -> np.ndarray:
         return np.arange(self.offset, self.offset + self.n, dtype=np.int64)
@@ -911,9 +1065,10 @@ class _RowSet:
     Philox stream (the block function on the cpu backend, else NumPy's), transformed
     by the NumPy reference's functions, which the native kernels match bit for bit."""
 
-    def __init__(self, rows: np.ndarray):
+    def __init__(self, rows: np.ndarray, attempt: int = 0):
         self.rows = np.asarray(rows, dtype=np.int64)
         self.n = len(self.rows)
+        self.attempt = attempt
 
     def index(self) -> np.ndarray:
         return self.rows
@@ -1026,15 +1181,18 @@ def _needed(table: TableSpec, wanted) -> set:
     return need
 
 
-def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
-                      wanted=None) -> dict:
-    """{name: OutputColumn} at the rows of ``sel`` (a _Window or a _RowSet): every
-    column, or only those in ``wanted`` (columns or 'key.col' parent reads) and what they
-    need, together with the parent reads ('key.col') the columns read."""
+def _generate_plain(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
+                    wanted=None) -> dict:
+    """{name: OutputColumn} at the rows of ``sel`` (a _Window or a _RowSet) at its
+    attempt, constraints not applied: every column, or only those in ``wanted`` (columns
+    or 'key.col' parent reads) and what they need, together with the parent reads
+    ('key.col') the columns and constraints read."""
     n = sel.n
+    attempt = sel.attempt
     need = None if wanted is None else _needed(table, wanted)
     if need is None:
         refs = {d for c in table.columns.values() for d in c.depends if d not in table.columns}
+        refs.update(d for d in table.constraint_names if d not in table.columns)
     else:
         refs = {d for d in need if d not in table.columns}
     reads: dict = {}   # foreign key -> the 'key.col' names read through it
@@ -1046,7 +1204,7 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
             continue
         c = table.columns[name]
         p = c.params
-        stream = _stream(table.name, name, "values")
+        stream = _stream(table.name, name, "values", attempt)
         parent_rows = got = None
         if c.type == "uniform":
             v = sel.uniform(key, stream, backend)
@@ -1108,8 +1266,8 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
         if "decimals" in p:
             col.values = np.round(col.values, p["decimals"])
         if c.nulls:
-            _apply_nulls(col, sel.uniform(key, _stream(table.name, name, "nulls"), backend)
-                         < c.nulls)
+            _apply_nulls(col, sel.uniform(key, _stream(table.name, name, "nulls", attempt),
+                                          backend) < c.nulls)
         out[name] = col
         if parent_rows is not None:   # the parent reads; a null key reads nulls
             for r in reads.get(name, ()):
@@ -1118,6 +1276,142 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
                     _apply_nulls(v, col.null)
                 out[r] = v
     return out
+
+
+def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
+                      wanted=None) -> dict:
+    """``_generate_plain`` with the table's constraints enforced: every row of ``sel``
+    that breaks one is redrawn (attempt 1, 2, ...: every random column from the
+    attempt's streams, at the same row index; sequences, uuids and per_parent keys stay)
+    until all hold, so each row's values depend only on (seed, table, row). Every path
+    that generates rows of a table (windows, parent rows read by children, per_parent
+    counts, generate_at) comes here."""
+    if not table.constraints:
+        return _generate_plain(spec, table, sel, key, backend, rows, wanted)
+    full = None if wanted is None else list(wanted) + table.constraint_names
+    out = _generate_plain(spec, table, sel, key, backend, rows, full)
+    ok, rejected = _constraints_hold(table, out, sel.n, backend)
+    bad = np.flatnonzero(~ok)
+    if not len(bad):
+        return out
+    index = sel.index()
+    redrawn = [name for name in out if table._fixed(name) is None]
+    # the attempts draw only what the constraints read; the other columns are drawn once,
+    # at each row's final attempt (unless the constraints read about everything)
+    tested = _needed(table, table.constraint_names)
+    probe = table.constraint_names if len(tested) < len(out) else full
+    tried = len(bad)
+    settled: list = []   # (positions, attempt, {name: column there} or None)
+    for attempt in range(1, table.max_attempts):
+        sub_sel, positions = _rows_selection(index[bad], attempt)
+        sub = _generate_plain(spec, table, sub_sel, key, backend, rows, probe)
+        sub = {name: _take(sub[name], positions) for name in sub}
+        ok, counts = _constraints_hold(table, sub, len(bad), backend)
+        rejected += counts
+        tried += len(bad)
+        good = np.flatnonzero(ok)
+        if len(good):
+            settled.append((bad[good], attempt, None if probe is not full else
+                            {name: _take(sub[name], good) for name in redrawn}))
+        bad = bad[~ok]
+        if not len(bad):
+            pieces = []
+            for at, k, cols in settled:
+                if cols is None:   # the whole rows at their final attempt
+                    sub_sel, positions = _rows_selection(index[at], k)
+                    sub = _generate_plain(spec, table, sub_sel, key, backend, rows, full)
+                    cols = {name: _take(sub[name], positions) for name in redrawn}
+                pieces.append((at, cols))
+            for name in redrawn:
+                _put(out[name], [(at, cols[name]) for at, cols in pieces])
+            return out
+    worst = int(np.argmax(rejected))
+    raise SpecError(f"{len(bad):,} of the {sel.n:,} rows generated still break the "
+                    f"constraints after max_attempts={table.max_attempts} attempts (row "
+                    f"{int(index[bad[0]]):,} first); constraint {worst} "
+                    f"{table.constraints[worst]!r} rejected the most attempts "
+                    f"({int(rejected[worst]):,} of {tried:,}): loosen it, widen the columns "
+                    "it reads or raise max_attempts", table.name, field="constraints",
+                    rule=worst)
+
+
+def _constraints_hold(table: TableSpec, cols: dict, n: int, backend: str):
+    """(rows where every constraint holds, violations per constraint) over ``cols``
+    (the table's columns and parent reads at some rows): a constraint is broken only
+    where it is false, as in ``check``."""
+    from .rules import Rules, _TableView, run_program
+    rules = table._programs.get(("constraints",))
+    if rules is None:
+        rules = table._programs[("constraints",)] = Rules(table.constraints)
+    view = _TableView([dataclasses.replace(cols[name], name=name)
+                       for name in table.constraint_names])
+    view.n = n
+    try:
+        program, columns, _ = rules.bind(view)
+    except RuleError as e:
+        j = e.rule_index if e.rule_index is not None else 0
+        raise table._rule_error(len(table.rules) + j, e.message, e.position) from None
+    mask, counts, _ = run_program(program, columns, n, "numpy" if backend == "numpy" else "cpu")
+    return np.asarray(mask, dtype=bool), np.asarray(counts, dtype=np.int64)
+
+
+def _put(col: OutputColumn, pieces: list):
+    """Write each ``(positions, new)`` of ``pieces`` (``new``: the same column at other
+    draws) into ``col`` at ``positions``."""
+    values = col.values.copy()
+    null = None if col.null is None else col.null.copy()
+    for positions, new in pieces:
+        values, null = _put_piece(col, values, null, positions, new)
+    col.values = values
+    col.null = null if null is not None and null.any() else None
+
+
+def _put_piece(col, values, null, positions, new):
+    new_values = new.values
+    if col.kind == "categorical" and not (
+            col.categories is new.categories or
+            (len(col.categories) == len(new.categories) and
+             np.array_equal(col.categories, new.categories))):
+        if col.dtype == "category":   # keep the categories' order: append new ones
+            at = {v: k for k, v in enumerate(col.categories)}
+            extra = [v for v in new.categories if v not in at]
+            cats = np.empty(len(col.categories) + len(extra), dtype=object)
+            cats[:len(col.categories)] = col.categories
+            cats[len(col.categories):] = extra
+            at.update((v, len(col.categories) + k) for k, v in enumerate(extra))
+            remap = np.array([at[v] for v in new.categories] + [-1], dtype=np.int64)
+        else:                         # text read as categories[codes]: just append
+            cats = np.concatenate([np.asarray(col.categories, dtype=object),
+                                   np.asarray(new.categories, dtype=object)])
+            remap = np.append(np.arange(len(new.categories), dtype=np.int64) +
+                              len(col.categories), -1)
+        col.categories = cats
+        new_values = remap[new.values.astype(np.int64)].astype(values.dtype)
+    values[positions] = new_values
+    if null is not None or new.null is not None:
+        null = np.zeros(len(values), dtype=bool) if null is None else null
+        null[positions] = False if new.null is None else new.null
+    return values, null
+
+
+DENSE_SPAN = 3   # rows spanning at most this many times their number are read as a window
+REDRAW_SPAN = 3  # the same for rows redrawn for a constraint
+
+
+def _rows_selection(rows: np.ndarray, attempt: int = 0):
+    """(selection, positions): a _Window over the span of ``rows`` when they are dense
+    (span at most about three times their number, plus 4096), else a _RowSet of the
+    distinct rows; ``positions`` picks each of ``rows`` from the selection's output."""
+    used, inverse = np.unique(rows, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    span = DENSE_SPAN if not attempt else REDRAW_SPAN
+    if len(used) and used[-1] - used[0] < span * len(used) + 4096:
+        sel, positions = _Window(int(used[0]), int(used[-1] - used[0]) + 1), \
+            (used - used[0])[inverse]
+    else:
+        sel, positions = _RowSet(used), inverse
+    sel.attempt = attempt
+    return sel, positions
 
 
 def _take(col: OutputColumn, positions: np.ndarray) -> OutputColumn:
@@ -1131,13 +1425,7 @@ def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, name
     values the parent table has there, regenerated from (seed, table, row) with only the
     columns they need. A dense set of rows is generated as one window and gathered,
     a sparse one row by row."""
-    used, inverse = np.unique(parent_rows, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if len(used) and used[-1] - used[0] < 3 * len(used) + 4096:
-        sel = _Window(int(used[0]), int(used[-1] - used[0]) + 1)
-        positions = (used - used[0])[inverse]
-    else:
-        sel, positions = _RowSet(used), inverse
+    sel, positions = _rows_selection(parent_rows)
     got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names)
     return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
@@ -1234,7 +1522,7 @@ def _rule_reads_view(spec: Spec, t: TableSpec, table, seed, rows, backend):
         parent = spec.tables[c.params["table"]]
         if k not in base.names:
             i, pos = t.rule_reads[reads[0][0]]
-            raise ValueError(f"table {t.name!r}, rule {i} {t.rules[i]!r}: it reads "
+            raise ValueError(f"table {t.name!r}, rule {i} {t.all_rules[i]!r}: it reads "
                              f"{reads[0][0]!r} through the foreign key {k!r}, which the "
                              "checked table does not have")
         kc = base.column(k)
