@@ -346,3 +346,12 @@ def test_rules_with_other_conjuncts_are_not_fully_reparameterised(real):
     assert [r.hi for r in m._constraints.reparams] == ["b"]
     assert not m._constraints.all_reparameterised()
     assert GaussianCopula(rules=["a < b", "b < c"]).fit(real)._constraints.all_reparameterised()
+
+
+def test_rules_compile_against_the_columns_as_the_model_reads_them(real):
+    # y is a float in the table but categorical for the model: 'x < y' passes on the
+    # table, yet no sample could evaluate it, so fit must say so, not every sample()
+    df = real[["a", "b"]]
+    with pytest.raises(RuleError) as err:
+        GaussianCopula(column_kinds={"b": "categorical"}, rules=["a < b"]).fit(df)
+    assert err.value.rule == "a < b"

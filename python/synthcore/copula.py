@@ -344,6 +344,14 @@ class GaussianCopula:
         self.cholesky = np.linalg.cholesky(self.correlation) if len(scores) else \
             np.zeros((0, 0))
         self._plan = None
+        if self._constraints is not None and self._constraints.rule_texts:
+            # the rules held on the table as given; samples are read with the model's
+            # column kinds (column_kinds=), so the rules must compile against those too,
+            # or every sample() would fail
+            from .rules import _TableView
+            empty = [np.empty(0, dt) for dt in self.plan().out_dtype]
+            self._constrained_request(None, None, "pandas")[1].bind(
+                _TableView(self._output_columns(empty, 0, 0)))
         return self
 
     def _fit_constraints(self, table, cols, n, keys):
