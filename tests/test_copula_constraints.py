@@ -355,3 +355,27 @@ def test_rules_compile_against_the_columns_as_the_model_reads_them(real):
     with pytest.raises(RuleError) as err:
         GaussianCopula(column_kinds={"b": "categorical"}, rules=["a < b"]).fit(df)
     assert err.value.rule == "a < b"
+
+
+def test_differences_that_int64_or_float64_cannot_hold_are_not_reparameterised():
+    rng = np.random.default_rng(3)
+    lo = rng.integers(0, 100, 500)
+    df = pd.DataFrame({"lo": lo, "hi": lo + rng.integers(0, 50, 500),
+                       "x": rng.normal(size=500)})
+    df["y"] = df.x + rng.exponential(1.0, 500)
+    # an offset beyond int64: was an OverflowError out of fit
+    m = GaussianCopula(rules=["hi <= lo + 1e30"]).fit(df[["lo", "hi"]])
+    assert m._constraints.reparams == [] and "int64" in m._constraints.skipped[0][1]
+    # float64 cannot hold y - x + 1e30: y would come back as x (the rule holds anyway)
+    m = GaussianCopula(rules=["y <= x + 1e30"]).fit(df[["x", "y"]])
+    assert m._constraints.reparams == [] and "float64" in m._constraints.skipped[0][1]
+    assert np.std(m.sample(500, seed=1).eval("y - x")) > 0.5
+    # hi - lo beyond int64: the difference wrapped round at fit
+    big = pd.DataFrame({"lo": rng.integers(-2**62 - 2**61, -2**62, 500),
+                        "hi": rng.integers(2**62, 2**62 + 2**61, 500)})
+    m = GaussianCopula(rules=["lo < hi"]).fit(big)
+    assert m._constraints.reparams == [] and "int64" in m._constraints.skipped[0][1]
+    f = m.sample(1000, seed=1)
+    assert (f.lo < f.hi).all()
+    # hi is modelled itself, within float64's knots of the observed range (was up to 2**63)
+    assert f.hi.min() >= big.hi.min() * (1 - 1e-12) and f.hi.max() <= big.hi.max() * (1 + 1e-12)

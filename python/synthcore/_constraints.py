@@ -524,27 +524,14 @@ def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding
                 if why:
                     plan.skipped.append((parsed.text, why))
                     continue
-                parent[hi] = lo
                 a, b = by_name[lo], by_name[hi]
                 inner = _unique_name(f"<{hi} - {lo}>", taken)
-                present = ~b.null
-                if b.kind == "datetime":
-                    dv = np.where(present, b.values - a.values - np.int64(off), 0)
-                    distinct = np.unique(dv[present]).size
-                    # few distinct durations: exact levels; else a table rounded like datetimes
-                    kind = "int" if distinct <= max_levels else "datetime"
-                    dcol = TableColumn(inner, kind, dv.astype(np.int64), b.null.copy(),
-                                       "int64" if kind == "int" else "datetime64[ns]")
-                    offset = int(off)
-                elif a.kind == "int" and b.kind == "int" and float(off).is_integer():
-                    dv = np.where(present, b.values - a.values - np.int64(int(off)), 0)
-                    dcol = TableColumn(inner, "int", dv.astype(np.int64), b.null.copy(), "int64")
-                    offset = int(off)
-                else:
-                    dv = np.where(present, b.values.astype(np.float64) -
-                                  a.values.astype(np.float64) - float(off), 0.0)
-                    dcol = TableColumn(inner, "float", dv, b.null.copy(), "float64")
-                    offset = float(off)
+                dcol, offset, why = _difference(a, b, off, inner, max_levels)
+                if why:
+                    taken.discard(inner)
+                    plan.skipped.append((parsed.text, why))
+                    continue
+                parent[hi] = lo
                 r = Reparam(hi, lo, offset, bool(strict), parsed.text, inner, b.kind, b.dtype,
                             b.tz)
                 if b.kind == "float":
@@ -567,6 +554,42 @@ def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding
     plan.reparams = order
     inner_cols = [replaced.get(c.name, c) for c in cols if c.name not in dropped]
     return plan, inner_cols
+
+
+def _difference(a: TableColumn, b: TableColumn, off, inner: str, max_levels: int):
+    """(the column d = b - a - off to model, the offset as stored, None), or (None, None,
+    why) when d cannot be held exactly enough to give b back."""
+    present = ~b.null
+    if b.kind == "datetime" or (a.kind == "int" and b.kind == "int" and
+                                float(off).is_integer()):
+        off = int(off)
+        if not INT64_MIN <= off <= np.iinfo(np.int64).max:
+            return None, None, f"the offset {off} is beyond int64"
+        with np.errstate(over="ignore"):
+            dv = np.where(present, b.values - a.values - np.int64(off), 0).astype(np.int64)
+        # the rule holds on these rows, so d >= 0 there unless it wrapped round
+        wrapped = int(np.count_nonzero(dv[present] < 0))
+        if wrapped:
+            return None, None, f"{b.name} - {a.name} - offset is beyond int64 on {wrapped} rows"
+        if b.kind != "datetime":
+            return TableColumn(inner, "int", dv, b.null.copy(), "int64"), off, None
+        distinct = np.unique(dv[present]).size
+        # few distinct durations: exact levels; else a table rounded like datetimes
+        kind = "int" if distinct <= max_levels else "datetime"
+        return TableColumn(inner, kind, dv, b.null.copy(),
+                           "int64" if kind == "int" else "datetime64[ns]"), off, None
+    off = float(off)
+    x, y = a.values.astype(np.float64), b.values.astype(np.float64)
+    dv = np.where(present, y - x - off, 0.0)
+    # float64 must carry b's information through d: an offset far above the values
+    # would round it away (b = a + off + d would come back as a)
+    err = np.abs((x + off + dv) - y)[present]
+    scale = max(float(np.max(np.abs(x[present]), initial=0.0)),
+                float(np.max(np.abs(y[present]), initial=0.0)))
+    if err.size and float(err.max()) > 1e-9 * scale:
+        return None, None, (f"float64 cannot hold {b.name} - {a.name} - {off!r} exactly "
+                            f"enough to give {b.name!r} back")
+    return TableColumn(inner, "float", dv, b.null.copy(), "float64"), off, None
 
 
 def _json_value(v, kind):
