@@ -371,6 +371,20 @@ def _int64_view(x: np.ndarray) -> np.ndarray:
     return x if x.dtype == np.int64 else x.astype(np.int64)
 
 
+def _round_float(v: np.ndarray, r: Reparam) -> None:
+    """hi's learnt rounding (floats) or the whole number (int hi from a float lo), in place."""
+    if r.kind == "int":
+        np.rint(v, out=v)
+    elif r.round_mode == 1:
+        v *= r.round_q
+        np.rint(v, out=v)
+        v /= r.round_q
+    elif r.round_mode == 2:
+        v /= r.round_q
+        np.rint(v, out=v)
+        v *= r.round_q
+
+
 def _reconstruct(r: Reparam, lo: OutputColumn, d: OutputColumn) -> OutputColumn:
     """hi = lo + offset + d, with hi's dtype, rounding and null (null where d or lo is).
     Each step runs in place on one pooled buffer (a 1M-row sample pays a few ms here)."""
@@ -378,30 +392,54 @@ def _reconstruct(r: Reparam, lo: OutputColumn, d: OutputColumn) -> OutputColumn:
     null = d.null if lo.null is None else (lo.null if d.null is None else d.null | lo.null)
     n = len(d.values)
     if r.kind == "datetime" or (r.kind == "int" and d.kind != "float" and lo.kind == "int"):
-        v = np.add(_int64_view(lo.values), _int64_view(d.values),
-                   out=_buffers.empty(n, np.int64))
+        lo_values = _int64_view(lo.values)
+        v = np.add(lo_values, _int64_view(d.values), out=_buffers.empty(n, np.int64))
         if r.offset:
             v += np.int64(r.offset)
+        if r.round_mode == 2:
+            # hi's own quantum (whole days ...), to the nearest multiple; where that falls
+            # below lo + offset (at it, for strict rules), the next one up
+            q = np.int64(int(r.round_q))
+            v += q // 2
+            v //= q
+            v *= q
+            gap = v - lo_values - np.int64(r.offset)
+            v[gap <= 0 if r.strict else gap < 0] += q
         if r.kind == "int":
             v = v.astype(r.dtype, copy=False)
     else:
         v = np.add(lo.values, d.values, out=_buffers.empty(n, np.float64), dtype=np.float64)
         if r.offset:
             v += float(r.offset)
-        if r.round_mode == 1:
-            v *= r.round_q
-            np.rint(v, out=v)
-            v /= r.round_q
-        elif r.round_mode == 2:
-            v /= r.round_q
-            np.rint(v, out=v)
-            v *= r.round_q
+        step = 1.0 if r.kind == "int" else \
+            (1.0 / r.round_q if r.round_mode == 1 else r.round_q if r.round_mode == 2 else 0.0)
+        _round_float(v, r)
+        # rounding to the nearest, or d's own float error (d = hi - lo - offset can be an
+        # ulp below 0 on real rows), may put hi below lo + offset (at it, for strict
+        # rules): there hi is the next value up on its grid (or the least that keeps it)
+        with np.errstate(invalid="ignore"):
+            # compared as "hi >= lo + offset" is evaluated
+            floor = np.add(lo.values, float(r.offset), dtype=np.float64)
+            broken = np.flatnonzero(v <= floor if r.strict else v < floor)
+        if broken.size:
+            if step:
+                up = v[broken] + step
+                _round_float(up, r)
+            else:
+                up = floor[broken]
+                if r.strict:
+                    up = np.nextafter(up, np.inf)
+            v[broken] = up
         if r.kind == "int":
             if null is not None:
                 v[null] = 0.0
-            v = np.rint(v, out=v).astype(r.dtype)
+            v = v.astype(r.dtype)
         elif r.dtype == "float32":
             v = v.astype(np.float32)
+            with np.errstate(invalid="ignore"):
+                broken = np.flatnonzero(v <= floor if r.strict else v < floor)
+            if broken.size:         # rounded down to float32
+                v[broken] = np.nextafter(v[broken], np.float32(np.inf))
     if null is not None:
         if not null.any():
             null = None
@@ -536,6 +574,9 @@ def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding
                             b.tz)
                 if b.kind == "float":
                     r.round_mode, r.round_q = learn_rounding(b)
+                elif dcol.kind != "float":
+                    r.round_mode, r.round_q = _quantum_not_implied(a, b, dcol, offset,
+                                                                   learn_rounding)
                 plan.reparams.append(r)
                 replaced[hi] = dcol
     # reconstruction order: a parent before its children
@@ -554,6 +595,22 @@ def build_plan(rules, combinations, cols: list, key_columns: set, learn_rounding
     plan.reparams = order
     inner_cols = [replaced.get(c.name, c) for c in cols if c.name not in dropped]
     return plan, inner_cols
+
+
+def _quantum_not_implied(a, b, dcol, offset, learn_rounding):
+    """(2, q) when the int/datetime column b is a multiple of q (whole days, seconds, 10^k)
+    but lo + offset + d need not be (b at whole days after starts at any second);
+    (0, 0.0) when the sum keeps it anyway (lo, d and the offset are multiples of q, and
+    sampled lo and d are multiples of their own, coarser, quanta)."""
+    mode, q = learn_rounding(b)
+    if mode != 2:
+        return 0, 0.0
+    qi = int(q)
+    present = ~b.null
+    if int(offset) % qi == 0 and not np.any(a.values[present] % qi) and \
+            not np.any(dcol.values[present] % qi):
+        return 0, 0.0
+    return 2, float(q)
 
 
 def _difference(a: TableColumn, b: TableColumn, off, inner: str, max_levels: int):
