@@ -419,7 +419,8 @@ def _reconstruct(r: Reparam, lo: OutputColumn, d: OutputColumn) -> OutputColumn:
         # rules): there hi is the next value up on its grid (or the least that keeps it)
         with np.errstate(invalid="ignore"):
             # compared as "hi >= lo + offset" is evaluated
-            floor = np.add(lo.values, float(r.offset), dtype=np.float64)
+            floor = np.add(lo.values, float(r.offset), dtype=np.float64) if r.offset \
+                else lo.values
             broken = np.flatnonzero(v <= floor if r.strict else v < floor)
         if broken.size:
             if step:
