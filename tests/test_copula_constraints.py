@@ -413,3 +413,19 @@ def test_reconstructed_columns_keep_their_own_rounding_without_breaking_the_rule
     m = GaussianCopula(rules=["y >= x + 0.1"]).fit(pd.DataFrame({"x": x, "y": y}))
     f = m.sample(3000, seed=1)
     assert m.last_sample_info["acceptance_rate"] == 1.0 and (f.y >= f.x + 0.1).all()
+
+
+def test_shortcut_equals_reject_and_refill_in_windows_streams_and_keys(real):
+    df = real.assign(id=np.arange(len(real)) * 3 + 7)
+    m = GaussianCopula(rules=RULES, fixed_combinations=[("country", "city")],
+                       column_kinds={"id": "key"}).fit(df)
+    assert m._constraints.all_reparameterised()
+    full = m.sample(1500, seed=5, stream=3)
+    tail = m.sample(900, seed=5, stream=3, row_offset=600)
+    assert full.iloc[600:].reset_index(drop=True).equals(tail)
+    want = m.sample(900, seed=5, stream=3, row_offset=600, rules=["a > -1e9"])
+    pd.testing.assert_frame_equal(tail, want[list(tail.columns)])
+    assert tail.id.iloc[0] == 607
+    # the shortcut checks its arguments as reject and refill does
+    with pytest.raises(ValueError, match="min_acceptance"):
+        m.sample(10, seed=5, min_acceptance=2.0)

@@ -647,6 +647,8 @@ class GaussianCopula:
         if self._constraints is not None:
             if rules is None and conditions is None and output != "cupy" and \
                     self._constraints.all_reparameterised():
+                from ._rules_sampling import _check_request
+                _check_request(n, min_acceptance)     # as reject and refill checks them
                 sampled = self._sample_reparameterised(n, seed, stream, row_offset, backend,
                                                        output)
                 if sampled is not None:
