@@ -381,7 +381,7 @@ def test_differences_that_int64_or_float64_cannot_hold_are_not_reparameterised()
     assert f.hi.min() >= big.hi.min() * (1 - 1e-12) and f.hi.max() <= big.hi.max() * (1 + 1e-12)
 
 
-def test_reconstructed_columns_keep_their_own_rounding_without_breaking_the_rule():
+def test_reconstructed_columns_keep_their_own_rounding_without_breaking_the_rule(tmp_path):
     rng = np.random.default_rng(5)
     n = 2000
     # whole-day ends after starts at any second: end = start + d is rounded to whole days
@@ -392,6 +392,9 @@ def test_reconstructed_columns_keep_their_own_rounding_without_breaking_the_rule
     f = m.sample(3000, seed=1)
     assert (f.end == f.end.dt.normalize()).all()          # was 0% at midnight
     assert (f.start <= f.end).all() and m.last_sample_info["acceptance_rate"] == 1.0
+    path = tmp_path / "days.sc"
+    m.save(path)
+    assert synthcore.load(path).sample(3000, seed=1).equals(f)
     # integer-valued b strictly above a with decimals: rounding b to the nearest whole
     # number could put it at or below a (those rows were rejected, ~3%)
     a = np.round(rng.normal(0, 10, n), 3)
