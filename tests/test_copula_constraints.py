@@ -432,3 +432,11 @@ def test_shortcut_equals_reject_and_refill_in_windows_streams_and_keys(real):
     # the shortcut checks its arguments as reject and refill does
     with pytest.raises(ValueError, match="min_acceptance"):
         m.sample(10, seed=5, min_acceptance=2.0)
+
+
+def test_a_reversed_range_on_a_member_is_a_bad_argument_as_on_other_columns(real):
+    m = GaussianCopula(fixed_combinations=[("smoker", "size")]).fit(real[["smoker", "size"]])
+    for name in ("size", "smoker"):
+        with pytest.raises(ValueError, match=r"conditions\['%s'\]" % name) as err:
+            m.sample(10, seed=1, conditions={name: (3, 2)})
+        assert not isinstance(err.value, synthcore.ImpossibleConditionError)

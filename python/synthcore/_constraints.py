@@ -347,6 +347,8 @@ def _matches(comb, j, name, v):
         if kind != "int" or len(v) != 2:
             raise ValueError(f"conditions[{name!r}]: a range condition needs an integer "
                              "column and a (low, high) pair")
+        if not v[0] <= v[1]:
+            raise ValueError(f"conditions[{name!r}]: low must be <= high, got {tuple(v)}")
         return np.array([x is not None and v[0] <= x <= v[1] for x in vals])
     if hasattr(v, "item"):
         v = v.item()
