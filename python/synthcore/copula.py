@@ -664,7 +664,7 @@ class GaussianCopula:
     def _sample_reparameterised(self, n, seed, stream, row_offset, backend, output):
         """A model whose stored rules are all reparameterised: its plain sample, when
         every row of it satisfies them (the reconstruction makes that all but certain;
-        only float rounding at a difference near 0 can break a strict inequality). That
+        only hi = lo + off + d beyond a narrow integer dtype's range wraps round). That
         is the result of reject and refill too, since its first n candidates are these
         rows, without the rules path's batching. None when a row fails (the caller then
         takes that path)."""
