@@ -440,3 +440,13 @@ def test_a_reversed_range_on_a_member_is_a_bad_argument_as_on_other_columns(real
         with pytest.raises(ValueError, match=r"conditions\['%s'\]" % name) as err:
             m.sample(10, seed=1, conditions={name: (3, 2)})
         assert not isinstance(err.value, synthcore.ImpossibleConditionError)
+
+
+def test_any_null_scalar_conditions_a_member_on_null():
+    rng = np.random.default_rng(2)
+    size = pd.array(rng.integers(1, 4, 1000), dtype="Int64")
+    size[rng.random(1000) < 0.2] = pd.NA
+    m = GaussianCopula(fixed_combinations=[("smoker", "size")]).fit(
+        pd.DataFrame({"smoker": rng.random(1000) < 0.3, "size": size}))
+    for null in (None, np.nan, pd.NA, pd.NaT):      # pd.NA was a UFuncTypeError
+        assert m.sample(50, seed=1, conditions={"size": null})["size"].isna().all(), null

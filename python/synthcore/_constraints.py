@@ -338,10 +338,20 @@ class ConstraintPlan:
                    list(e["order"]), [tuple(s) for s in e.get("skipped", [])])
 
 
+def _is_null(v) -> bool:
+    """None, NaN, pd.NA, NaT: a condition asking for null."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return True
+    if isinstance(v, (tuple, list, str, bytes)) or np.ndim(v) != 0:
+        return False
+    import pandas as pd
+    return bool(pd.isna(v))
+
+
 def _matches(comb, j, name, v):
     vals = comb.values[j]
     kind = comb.kinds[j]
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if _is_null(v):
         return np.array([x is None for x in vals])
     if isinstance(v, (tuple, list)):
         if kind != "int" or len(v) != 2:
@@ -359,7 +369,7 @@ def _matches(comb, j, name, v):
 
 def _condition_rule(comb, name, v) -> str:
     col = quote_name(name)
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if _is_null(v):
         return f"{col} is null"
     if isinstance(v, (tuple, list)):
         return f"{col} between {_literal(v[0])} and {_literal(v[1])}"
