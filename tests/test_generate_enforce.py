@@ -342,3 +342,23 @@ def test_the_shipped_inventory_log_enforces_its_constraint():
     broke = ((plain["event"] == "adjust") & (plain["quantity"] == 0)).to_numpy()
     assert broke.sum() > 20
     pd.testing.assert_frame_equal(df[~broke], plain[~broke])
+
+
+def test_a_constraint_on_an_expression_of_fixed_columns_sharing_a_dependency_is_refused():
+    # c reads x twice (through a and b): still a function of the row index
+    spec = {"seed": 1, "columns": {"id": {"type": "sequence"}, "x": "id + 1", "a": "x * 2",
+                                   "b": "x * 3", "c": "a + b",
+                                   "u": {"type": "uniform", "low": 0, "high": 1}},
+            "constraints": ["u < 2", "c > 20"]}
+    with pytest.raises(SpecError, match="redrawing a row cannot change") as e:
+        load_spec(spec)
+    assert (e.value.field, e.value.rule) == ("constraints", 1)
+
+
+def test_a_constraint_on_a_long_chain_of_expressions_loads():
+    columns = {"u": {"type": "uniform", "low": 0, "high": 1}, "c0": "u"}
+    for i in range(1, 1500):   # deeper than Python's recursion limit
+        columns[f"c{i}"] = f"c{i - 1} + 0"
+    spec = {"seed": 1, "columns": columns, "constraints": ["c1499 < 0.5"]}
+    got = generate(spec, 50, backend="numpy")
+    assert (got["c1499"] < 0.5).all() and (got["u"] == got["c1499"]).all()

@@ -505,6 +505,7 @@ class TableSpec:
         self.order = self._dependency_order()
         self._programs: dict = {}
         self._spec = None      # the Spec this table is part of (set by Spec)
+        self._fixed_why: Optional[dict] = None   # column -> why redrawing cannot change it
         self.rule_reads = self._rule_reads()
         self.constraint_names = self._constraint_names()
 
@@ -614,17 +615,23 @@ class TableSpec:
                     names.append(name)
         return names
 
-    def _fixed(self, name: str, seen=None) -> Optional[str]:
+    def _fixed(self, name: str) -> Optional[str]:
         """None when redrawing a row can change column (or parent read) ``name``, else
         why not: sequences, uuids and per_parent keys are functions of the row index, a
         distribution with one possible value is a constant, and an expression or a
         parent read is fixed when everything it reads is."""
-        seen = set() if seen is None else seen
         if name not in self.columns:   # a parent attribute: it moves with its key
             key = self.parent_ref(name)[0]
-            why = self._fixed(key, seen)
+            why = self._fixed(key)
             return None if why is None else f"read through {key!r}, {why}"
-        c = self.columns[name]
+        if self._fixed_why is None:   # once per table, dependencies first (no recursion)
+            self._fixed_why = {}
+            for col in self.order:
+                self._fixed_why[col] = self._fixed_column(self.columns[col])
+        return self._fixed_why[name]
+
+    def _fixed_column(self, c: ColumnSpec) -> Optional[str]:
+        """``_fixed`` of column ``c``, the columns before it in ``order`` known."""
         p = c.params
         if c.nulls:
             return None   # the null mask is redrawn
@@ -645,10 +652,7 @@ class TableSpec:
                "timestamp": lambda: -(-p["start"] // p["unit"]) == p["end"] // p["unit"]}
         if c.type in one:
             return "a distribution with a single value" if one[c.type]() else None
-        if name in seen:
-            return None
-        seen.add(name)
-        if all(self._fixed(d, seen) for d in c.depends):
+        if all(self._fixed(d) for d in c.depends):
             return "an expression of fixed columns" if c.type == "expression" else \
                 f"read through {p['key']!r}, which is fixed"
         return None
