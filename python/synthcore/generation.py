@@ -789,10 +789,15 @@ class Spec:
             if not isinstance(name, str) or not name:
                 raise SpecError(f"table names must be non-empty strings, got {name!r}",
                                 field="tables")
+            if isinstance(t, TableSpec) and t._spec is not None:
+                # already a table of a spec (this one, under another name, or another):
+                # a copy, so its name, its parents (check) and its caches stay that spec's
+                t = TableSpec.from_dict(t.to_dict(), name)
             self.tables[name] = t if isinstance(t, TableSpec) else TableSpec.from_dict(t, name)
             self.tables[name].name = name
             self.tables[name]._spec = self
         self.seed = seed
+        self._token = object()   # this spec, in the tags of caches kept on its columns
         self._check_keys()
         self.order = self._table_order()
         for name in self.order:   # types of every expression, checked now (0 rows)
@@ -1667,16 +1672,31 @@ class _GroupIndex:
 
 def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
                  rows: dict) -> _GroupIndex:
-    """The _GroupIndex of a per_parent key, kept on the column for the last (seed,
-    parent rows, block size)."""
+    """The _GroupIndex of a per_parent key, kept on the column for the last (spec, seed,
+    block size, row counts of the parent and of every table its rows read through
+    foreign keys: the counts may be expressions of grandparent attributes)."""
     p = c.params
     m = _parent_rows(spec, p["table"], rows, key, backend)
     cache = p.setdefault("_groups", {})
-    tag = (key.k0, key.k1, m, GROUP_BLOCK)
+    tag = (spec._token, key.k0, key.k1, m, GROUP_BLOCK,
+           tuple((a, rows.get(a, spec.tables[a].rows)) for a in _ancestors(spec, p["table"])))
     if cache.get("tag") != tag:
         cache.clear()
         cache.update(tag=tag, index=_GroupIndex(m, GROUP_BLOCK))
     return cache["index"]
+
+
+def _ancestors(spec: Spec, name: str) -> list:
+    """Table ``name`` and every table its foreign keys lead to, directly or not."""
+    out, stack = [], [name]
+    while stack:
+        n = stack.pop()
+        if n in out:
+            continue
+        out.append(n)
+        stack.extend(c.params["table"] for c in spec.tables[n].columns.values()
+                     if c.type == "foreign_key")
+    return sorted(out)
 
 
 def _check_counts(table, c, parent, counts: OutputColumn):
