@@ -362,3 +362,28 @@ def test_a_constraint_on_a_long_chain_of_expressions_loads():
     spec = {"seed": 1, "columns": columns, "constraints": ["c1499 < 0.5"]}
     got = generate(spec, 50, backend="numpy")
     assert (got["c1499"] < 0.5).all() and (got["u"] == got["c1499"]).all()
+
+
+@pytest.mark.parametrize("distribution", ["earlier", "uniform", "zipf"])
+@pytest.mark.parametrize("key", [{"type": "sequence", "start": 100},
+                                 {"type": "sequence", "format": "E{:05d}"}, {"type": "uuid"}])
+def test_self_keys_with_a_key_column_under_constraints(distribution, key):
+    # the key's value is the id of the row it points to: looking it up must not enforce
+    # the constraints (which read the key) on the pointed-to rows over and over
+    boss = {"type": "foreign_key", "table": "emp", "column": "id",
+            "distribution": distribution}
+    if distribution == "zipf":
+        boss["s"] = 1.2
+    spec = {"seed": 2, "tables": {"emp": {"rows": 300, "columns": {
+        "id": key, "boss": boss, "x": {"type": "uniform", "low": 0, "high": 1},
+        "boss_x": "boss.x"}, "constraints": ["boss != id", "x < 0.7"]}}}
+    df = generate(spec, table="emp")
+    assert (df["boss"].dropna() != df["id"][df["boss"].notna()]).all()
+    at = df.set_index("id")
+    has = df["boss"].notna()
+    np.testing.assert_array_equal(df["boss_x"][has].to_numpy(),
+                                  at["x"].loc[df["boss"][has]].to_numpy())
+    pd.testing.assert_frame_equal(pd.concat([generate(spec, 120, table="emp", rows={"emp": 300}),
+                                             generate(spec, 180, table="emp", row_offset=120,
+                                                      rows={"emp": 300})], ignore_index=True),
+                                  df)

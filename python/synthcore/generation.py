@@ -1295,7 +1295,11 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
     until all hold, so each row's values depend only on (seed, table, row). Every path
     that generates rows of a table (windows, parent rows read by children, per_parent
     counts, generate_at) comes here."""
-    if not table.constraints:
+    if not table.constraints or (wanted is not None and
+                                 all(table._fixed(name) for name in _needed(table, wanted))):
+        # nothing asked for changes when a row is redrawn (a key column looked up by a
+        # child or by the table's own keys, per_parent counts of constants): no attempts,
+        # which for a key to the table itself would look the key up again, and again
         return _generate_plain(spec, table, sel, key, backend, rows, wanted)
     full = None if wanted is None else list(wanted) + table.constraint_names
     out = _generate_plain(spec, table, sel, key, backend, rows, full)
