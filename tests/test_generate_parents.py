@@ -560,7 +560,7 @@ def test_rows_per_parent_over_a_billion_parents_count_only_the_blocks_a_window_n
     finally:
         tracemalloc.stop()
     assert peak < 200 * 2**20      # per-parent memory would be 8 bytes x 10**9
-    index = spec.tables["orders"].columns["customer_id"].params["_groups"]["index"]
+    index = spec.tables["orders"].columns["customer_id"].params["_groups"][1]
     assert index.blocks == -(-m // gen.GROUP_BLOCK) and len(index.ends) <= 3
     # independently: the counts of just the first parents, their running total
     need = 2 * gen.GROUP_BLOCK
@@ -635,3 +635,39 @@ def test_a_table_spec_placed_in_two_specs_belongs_to_each():
     assert [both.tables[n].name for n in "ab"] == ["a", "b"]
     g = generate_tables(both, rows={"a": 5, "b": 5})
     assert not np.array_equal(g["a"]["x"], g["b"]["x"])
+
+
+def test_rows_per_parent_from_several_threads_on_one_spec(monkeypatch):
+    # the kept block totals are shared by the calls on one spec: threads must not count
+    # a block twice or read another call's index (other seed, other parent count)
+    import threading
+
+    import synthcore.generation as gen
+    monkeypatch.setattr(gen, "GROUP_BLOCK", 4)
+    spec = {"seed": 3, "tables": {
+        "customers": {"columns": {"customer_id": {"type": "sequence"},
+                                  "n_orders": {"type": "integer", "low": 0, "high": 3}}},
+        "orders": {"columns": {"order_id": {"type": "sequence"},
+                               "customer_id": {"type": "foreign_key", "table": "customers",
+                                               "column": "customer_id",
+                                               "per_parent": "n_orders"}}}}}
+    calls = [(seed, m) for seed in (1, 2) for m in (1500, 2500)] * 2
+    want = [generate(spec, table="orders", seed=s, rows={"customers": m}) for s, m in calls]
+    for _ in range(2):
+        loaded, got = load_spec(spec), [None] * len(calls)
+
+        def run(i):
+            try:
+                s, m = calls[i]
+                got[i] = generate(loaded, table="orders", seed=s, rows={"customers": m},
+                                  backend="cpu")
+            except Exception as e:   # noqa: BLE001 - compared below
+                got[i] = e
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for g, w in zip(got, want):
+            assert isinstance(g, pd.DataFrame), g
+            pd.testing.assert_frame_equal(g, w)

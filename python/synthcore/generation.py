@@ -28,6 +28,7 @@ import numbers
 import os
 import re
 import string
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -625,7 +626,7 @@ class TableSpec:
             why = self._fixed(key)
             return None if why is None else f"read through {key!r}, {why}"
         if self._fixed_why is None:   # once per table, dependencies first (no recursion)
-            self._fixed_why = {}
+            self._fixed_why = {}      # filled in order: _fixed_column reads earlier entries
             for col in self.order:
                 self._fixed_why[col] = self._fixed_column(self.columns[col])
         return self._fixed_why[name]
@@ -1627,6 +1628,7 @@ class _GroupIndex:
         self.blocks = -(-parents // block)
         self.ends: list = []      # running total at the end of each block counted so far
         self.recent: dict = {}    # block -> running totals inside it (the last two used)
+        self.lock = threading.RLock()   # calls on one spec from several threads share it
 
     def _local_ends(self, b, spec, table, c, key, backend, rows) -> np.ndarray:
         """The running total of the counts at each parent of block ``b``."""
@@ -1650,6 +1652,10 @@ class _GroupIndex:
     def cover(self, row: int, *args) -> bool:
         """Count blocks until the child row ``row`` is inside them (True) or every
         block is counted and the child has no such row (False)."""
+        with self.lock:
+            return self._cover(row, *args)
+
+    def _cover(self, row: int, *args) -> bool:
         while (not self.ends or self.ends[-1] <= row) and len(self.ends) < self.blocks:
             local = self._local_ends(len(self.ends), *args)
             self.ends.append(int(local[-1]))
@@ -1663,7 +1669,11 @@ class _GroupIndex:
         """The parent row of each child row in ``own`` (any order, repeats)."""
         if not len(own):
             return np.zeros(0, dtype=np.int64)
-        if not self.cover(int(own.max()), *args):
+        with self.lock:
+            return self._parent_rows(own, *args)
+
+    def _parent_rows(self, own: np.ndarray, *args) -> np.ndarray:
+        if not self._cover(int(own.max()), *args):
             return None
         block_of = np.searchsorted(np.asarray(self.ends, dtype=np.int64), own, side="right")
         out = np.empty(len(own), dtype=np.int64)
@@ -1681,13 +1691,12 @@ def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
     foreign keys: the counts may be expressions of grandparent attributes)."""
     p = c.params
     m = _parent_rows(spec, p["table"], rows, key, backend)
-    cache = p.setdefault("_groups", {})
     tag = (spec._token, key.k0, key.k1, m, GROUP_BLOCK,
            tuple((a, rows.get(a, spec.tables[a].rows)) for a in _ancestors(spec, p["table"])))
-    if cache.get("tag") != tag:
-        cache.clear()
-        cache.update(tag=tag, index=_GroupIndex(m, GROUP_BLOCK))
-    return cache["index"]
+    got = p.get("_groups")   # (tag, index), replaced whole: another thread may replace it
+    if got is None or got[0] != tag:
+        got = p["_groups"] = (tag, _GroupIndex(m, GROUP_BLOCK))
+    return got[1]
 
 
 def _ancestors(spec: Spec, name: str) -> list:
@@ -1776,10 +1785,9 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
             raise SpecError(f"a zipf foreign key draws from at most {MAX_ZIPF_SUPPORT:,} parent "
                             f"rows (its table is built once); parent table {parent.name!r} has "
                             f"{m:,}", table.name, c.name, "distribution")
-        zp = p.setdefault("_zipf", {})
-        if zp.get("n") != m:
-            zp.clear()
-            zp.update(s=p["s"], n=m, cdf=None)
+        zp = p.get("_zipf")   # replaced whole, never changed: calls from several threads
+        if zp is None or zp["n"] != m:
+            zp = p["_zipf"] = {"s": p["s"], "n": m, "cdf": _zipf_cdf(p["s"], m)}
         idx = _zipf_ranks(zp, key, stream, sel, backend)
     else:
         idx = sel.integers(key, stream, backend, 0, m - 1)
