@@ -387,3 +387,15 @@ def test_self_keys_with_a_key_column_under_constraints(distribution, key):
                                              generate(spec, 180, table="emp", row_offset=120,
                                                       rows={"emp": 300})], ignore_index=True),
                                   df)
+
+
+@pytest.mark.parametrize("constraint, position", [("x > 0 and mgr.x < 0.5", 10),
+                                                  ("mgr < 1 and y > 2", 12)])
+def test_a_constraint_reading_the_own_rows_names_where(constraint, position):
+    spec = {"name": "t", "columns": {
+        "x": {"type": "uniform", "low": 0, "high": 1}, "y": "mgr.x",
+        "mgr": {"type": "foreign_key", "table": "t"}}, "constraints": ["x < 1", constraint]}
+    with pytest.raises(SpecError, match="reads the table's own rows") as info:
+        load_spec(spec)
+    assert (info.value.table, info.value.field, info.value.rule, info.value.position) == \
+        ("t", "constraints", 1, position)

@@ -413,12 +413,17 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
     return col
 
 
-def _rule_names(text: str) -> set:
-    """The column names a rule reads."""
+def _name_position(text: str, name: str) -> Optional[int]:
+    """Where a rule first reads column ``name``, or None when it does not."""
     parsed = parse(text)
-    out: list = [] if parsed.target is None else [parsed.target]
-    _column_names(parsed.expr, out)
-    return set(out)
+    found = [parsed.target_pos] if parsed.target == name else []
+    stack = [parsed.expr]
+    while stack:
+        node = stack.pop()
+        if node.kind == "col" and node.value == name:
+            found.append(node.pos)
+        stack.extend(node.args)
+    return min(found) if found else None
 
 
 def _quote(name: str) -> str:
@@ -894,12 +899,12 @@ class Spec:
             if t.columns[k].params["table"] == t.name:
                 reader = next(n for n in t.constraint_names
                               if d in _needed(t, [n]))
-                j = next(j for j, text in enumerate(t.constraints)
-                         if reader in _rule_names(text))
+                j, pos = next((j, pos) for j, text in enumerate(t.constraints)
+                              for pos in [_name_position(text, reader)] if pos is not None)
                 raise t._rule_error(len(t.rules) + j, f"{reader!r} reads the table's own rows "
                                     f"through {k!r} ({d!r}); a constraint reads the row "
                                     "itself and other tables' rows only (enforcing it would "
-                                    "need the other row's constraints enforced first)", None)
+                                    "need the other row's constraints enforced first)", pos)
 
     def _check_self_reads(self, t: TableSpec):
         """Reads through a key to the table itself must not come back to the column that
