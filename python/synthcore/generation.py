@@ -1790,9 +1790,9 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
             raise SpecError(f"a zipf foreign key draws from at most {MAX_ZIPF_SUPPORT:,} parent "
                             f"rows (its table is built once); parent table {parent.name!r} has "
                             f"{m:,}", table.name, c.name, "distribution")
-        zp = p.get("_zipf")   # replaced whole, never changed: calls from several threads
+        zp = p.get("_zipf")   # replaced whole for another n: calls from several threads
         if zp is None or zp["n"] != m:
-            zp = p["_zipf"] = {"s": p["s"], "n": m, "cdf": _zipf_cdf(p["s"], m)}
+            zp = p["_zipf"] = {"s": p["s"], "n": m, "cdf": None}   # built on first use
         idx = _zipf_ranks(zp, key, stream, sel, backend)
     else:
         idx = sel.integers(key, stream, backend, 0, m - 1)
