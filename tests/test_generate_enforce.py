@@ -399,3 +399,20 @@ def test_a_constraint_reading_the_own_rows_names_where(constraint, position):
         load_spec(spec)
     assert (info.value.table, info.value.field, info.value.rule, info.value.position) == \
         ("t", "constraints", 1, position)
+
+
+def test_rows_between_the_rows_asked_for_are_not_enforced():
+    # row 1 can never hold (its only earlier row is 0); rows 0 and 3000 can: asking for
+    # them together (generate_at, or a child's keys: the same path) must not depend on
+    # the rows in between, which a dense set of rows is generated with
+    spec = {"seed": 4, "columns": {
+        "id": {"type": "sequence", "start": 0},
+        "manager": {"type": "foreign_key", "table": "table", "distribution": "earlier"},
+        "x": {"type": "uniform", "low": 0, "high": 1}},
+        "constraints": ["manager >= id / 2"]}
+    one = [generate(spec, 1, row_offset=r) for r in (0, 3000, 3002)]
+    at = generate_at(spec, [3000, 0, 3002, 3000])
+    pd.testing.assert_frame_equal(at, pd.concat([one[1], one[0], one[2], one[1]],
+                                                ignore_index=True))
+    with pytest.raises(SpecError, match="row 1 first"):
+        generate(spec, 3)

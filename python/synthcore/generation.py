@@ -1294,13 +1294,16 @@ def _generate_plain(spec: Spec, table: TableSpec, sel, key, backend: str, rows: 
 
 
 def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
-                      wanted=None) -> dict:
+                      wanted=None, only=None) -> dict:
     """``_generate_plain`` with the table's constraints enforced: every row of ``sel``
     that breaks one is redrawn (attempt 1, 2, ...: every random column from the
     attempt's streams, at the same row index; sequences, uuids and per_parent keys stay)
     until all hold, so each row's values depend only on (seed, table, row). Every path
     that generates rows of a table (windows, parent rows read by children, per_parent
-    counts, generate_at) comes here."""
+    counts, generate_at) comes here. ``only``: the positions in ``sel`` of the rows
+    asked for (sorted, distinct; None: all), when ``sel`` is a window over rows between
+    them: the others are left as first drawn (whether they could hold is no concern of
+    the caller, who does not read them)."""
     if not table.constraints or (wanted is not None and
                                  all(table._fixed(name) for name in _needed(table, wanted))):
         # nothing asked for changes when a row is redrawn (a key column looked up by a
@@ -1309,8 +1312,16 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
         return _generate_plain(spec, table, sel, key, backend, rows, wanted)
     full = None if wanted is None else list(wanted) + table.constraint_names
     out = _generate_plain(spec, table, sel, key, backend, rows, full)
-    ok, rejected = _constraints_hold(table, out, sel.n, backend)
-    bad = np.flatnonzero(~ok)
+    if only is None:
+        asked = sel.n
+        ok, rejected = _constraints_hold(table, out, asked, backend)
+        bad = np.flatnonzero(~ok)
+    else:
+        asked = len(only)
+        ok, rejected = _constraints_hold(
+            table, {name: _take(out[name], only) for name in table.constraint_names}, asked,
+            backend)
+        bad = only[~ok]
     if not len(bad):
         return out
     index = sel.index()
@@ -1345,7 +1356,7 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
                 _put(out[name], [(at, cols[name]) for at, cols in pieces])
             return out
     worst = int(np.argmax(rejected))
-    raise SpecError(f"{len(bad):,} of the {sel.n:,} rows generated still break the "
+    raise SpecError(f"{len(bad):,} of the {asked:,} rows generated still break the "
                     f"constraints after max_attempts={table.max_attempts} attempts (row "
                     f"{int(index[bad[0]]):,} first); constraint {worst} "
                     f"{table.constraints[worst]!r} rejected the most attempts "
@@ -1445,7 +1456,10 @@ def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, name
     columns they need. A dense set of rows is generated as one window and gathered,
     a sparse one row by row."""
     sel, positions = _rows_selection(parent_rows)
-    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names)
+    only = np.unique(positions) if isinstance(sel, _Window) and len(positions) else None
+    if only is not None and len(only) == sel.n:
+        only = None   # every row of the window is asked for
+    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names, only=only)
     return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
 
