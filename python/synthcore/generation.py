@@ -1001,6 +1001,9 @@ def load_spec(source) -> Spec:
     if isinstance(source, Spec):
         return source
     if isinstance(source, TableSpec):
+        made = source._spec
+        if made is not None and made.seed is None and list(made.tables.values()) == [source]:
+            return made   # the same as the one-table spec made before, with its caches
         return Spec({source.name: source})
     if isinstance(source, dict):
         return Spec.from_dict(source)
