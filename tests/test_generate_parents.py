@@ -671,3 +671,14 @@ def test_rows_per_parent_from_several_threads_on_one_spec(monkeypatch):
         for g, w in zip(got, want):
             assert isinstance(g, pd.DataFrame), g
             pd.testing.assert_frame_equal(g, w)
+
+
+def test_rows_per_parent_of_no_parents_is_an_empty_table():
+    rows = {"customers": 0, "items": 0}
+    tables = generate_tables(PER_PARENT, rows=rows)
+    assert len(tables["customers"]) == 0 and len(tables["orders"]) == 0
+    assert list(tables["orders"].columns) == list(generate(PER_PARENT, 0, table="orders",
+                                                           rows=rows).columns)
+    assert load_spec(PER_PARENT).row_counts(rows)["orders"] == 0
+    with pytest.raises(ValueError, match="has 0 rows"):
+        generate(PER_PARENT, 1, table="orders", rows=rows)

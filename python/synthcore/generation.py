@@ -1712,7 +1712,7 @@ def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
     block size, row counts of the parent and of every table its rows read through
     foreign keys: the counts may be expressions of grandparent attributes)."""
     p = c.params
-    m = _parent_rows(spec, p["table"], rows, key, backend)
+    m = _parent_rows(spec, p["table"], rows, key, backend, empty=True)
     tag = (spec._token, key.k0, key.k1, m, GROUP_BLOCK,
            tuple((a, rows.get(a, spec.tables[a].rows)) for a in _ancestors(spec, p["table"])))
     got = p.get("_groups")   # (tag, index), replaced whole: another thread may replace it
@@ -1760,7 +1760,10 @@ def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optiona
     return total
 
 
-def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy") -> int:
+def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy", *,
+                 empty=False) -> int:
+    """The row count of a parent table; at least 1 unless ``empty`` (a per_parent key:
+    no parents, no rows)."""
     n = rows.get(parent)
     if n is None and key is not None and _grouping_key(spec.tables[parent]) is not None:
         n = rows[parent] = _table_rows(spec, parent, rows, key, backend)
@@ -1769,7 +1772,7 @@ def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy")
     if n is None:
         raise SpecError(f"the number of rows of parent table {parent!r} is needed: give "
                         f"rows={{{parent!r}: N}} or 'rows' in its spec")
-    if n < 1:
+    if n < 1 and not empty:
         raise SpecError(f"parent table {parent!r} has {n} rows; a foreign key needs at least 1")
     return n
 
