@@ -1459,9 +1459,11 @@ def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, name
     columns they need. A dense set of rows is generated as one window and gathered,
     a sparse one row by row."""
     sel, positions = _rows_selection(parent_rows)
-    only = np.unique(positions) if isinstance(sel, _Window) and len(positions) else None
-    if only is not None and len(only) == sel.n:
-        only = None   # every row of the window is asked for
+    only = None   # the rows of a window that are asked for (its constraints hold there)
+    if parent.constraints and isinstance(sel, _Window):
+        asked = np.zeros(sel.n, dtype=bool)
+        asked[positions] = True
+        only = None if asked.all() else np.flatnonzero(asked)
     got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names, only=only)
     return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
