@@ -342,3 +342,77 @@ def test_the_shipped_inventory_log_enforces_its_constraint():
     broke = ((plain["event"] == "adjust") & (plain["quantity"] == 0)).to_numpy()
     assert broke.sum() > 20
     pd.testing.assert_frame_equal(df[~broke], plain[~broke])
+
+
+def test_a_constraint_on_an_expression_of_fixed_columns_sharing_a_dependency_is_refused():
+    # c reads x twice (through a and b): still a function of the row index
+    spec = {"seed": 1, "columns": {"id": {"type": "sequence"}, "x": "id + 1", "a": "x * 2",
+                                   "b": "x * 3", "c": "a + b",
+                                   "u": {"type": "uniform", "low": 0, "high": 1}},
+            "constraints": ["u < 2", "c > 20"]}
+    with pytest.raises(SpecError, match="redrawing a row cannot change") as e:
+        load_spec(spec)
+    assert (e.value.field, e.value.rule) == ("constraints", 1)
+
+
+def test_a_constraint_on_a_long_chain_of_expressions_loads():
+    columns = {"u": {"type": "uniform", "low": 0, "high": 1}, "c0": "u"}
+    for i in range(1, 1500):   # deeper than Python's recursion limit
+        columns[f"c{i}"] = f"c{i - 1} + 0"
+    spec = {"seed": 1, "columns": columns, "constraints": ["c1499 < 0.5"]}
+    got = generate(spec, 50, backend="numpy")
+    assert (got["c1499"] < 0.5).all() and (got["u"] == got["c1499"]).all()
+
+
+@pytest.mark.parametrize("distribution", ["earlier", "uniform", "zipf"])
+@pytest.mark.parametrize("key", [{"type": "sequence", "start": 100},
+                                 {"type": "sequence", "format": "E{:05d}"}, {"type": "uuid"}])
+def test_self_keys_with_a_key_column_under_constraints(distribution, key):
+    # the key's value is the id of the row it points to: looking it up must not enforce
+    # the constraints (which read the key) on the pointed-to rows over and over
+    boss = {"type": "foreign_key", "table": "emp", "column": "id",
+            "distribution": distribution}
+    if distribution == "zipf":
+        boss["s"] = 1.2
+    spec = {"seed": 2, "tables": {"emp": {"rows": 300, "columns": {
+        "id": key, "boss": boss, "x": {"type": "uniform", "low": 0, "high": 1},
+        "boss_x": "boss.x"}, "constraints": ["boss != id", "x < 0.7"]}}}
+    df = generate(spec, table="emp")
+    assert (df["boss"].dropna() != df["id"][df["boss"].notna()]).all()
+    at = df.set_index("id")
+    has = df["boss"].notna()
+    np.testing.assert_array_equal(df["boss_x"][has].to_numpy(),
+                                  at["x"].loc[df["boss"][has]].to_numpy())
+    pd.testing.assert_frame_equal(pd.concat([generate(spec, 120, table="emp", rows={"emp": 300}),
+                                             generate(spec, 180, table="emp", row_offset=120,
+                                                      rows={"emp": 300})], ignore_index=True),
+                                  df)
+
+
+@pytest.mark.parametrize("constraint, position", [("x > 0 and mgr.x < 0.5", 10),
+                                                  ("mgr < 1 and y > 2", 12)])
+def test_a_constraint_reading_the_own_rows_names_where(constraint, position):
+    spec = {"name": "t", "columns": {
+        "x": {"type": "uniform", "low": 0, "high": 1}, "y": "mgr.x",
+        "mgr": {"type": "foreign_key", "table": "t"}}, "constraints": ["x < 1", constraint]}
+    with pytest.raises(SpecError, match="reads the table's own rows") as info:
+        load_spec(spec)
+    assert (info.value.table, info.value.field, info.value.rule, info.value.position) == \
+        ("t", "constraints", 1, position)
+
+
+def test_rows_between_the_rows_asked_for_are_not_enforced():
+    # row 1 can never hold (its only earlier row is 0); rows 0 and 3000 can: asking for
+    # them together (generate_at, or a child's keys: the same path) must not depend on
+    # the rows in between, which a dense set of rows is generated with
+    spec = {"seed": 4, "columns": {
+        "id": {"type": "sequence", "start": 0},
+        "manager": {"type": "foreign_key", "table": "table", "distribution": "earlier"},
+        "x": {"type": "uniform", "low": 0, "high": 1}},
+        "constraints": ["manager >= id / 2"]}
+    one = [generate(spec, 1, row_offset=r) for r in (0, 3000, 3002)]
+    at = generate_at(spec, [3000, 0, 3002, 3000])
+    pd.testing.assert_frame_equal(at, pd.concat([one[1], one[0], one[2], one[1]],
+                                                ignore_index=True))
+    with pytest.raises(SpecError, match="row 1 first"):
+        generate(spec, 3)

@@ -560,7 +560,7 @@ def test_rows_per_parent_over_a_billion_parents_count_only_the_blocks_a_window_n
     finally:
         tracemalloc.stop()
     assert peak < 200 * 2**20      # per-parent memory would be 8 bytes x 10**9
-    index = spec.tables["orders"].columns["customer_id"].params["_groups"]["index"]
+    index = spec.tables["orders"].columns["customer_id"].params["_groups"][1]
     assert index.blocks == -(-m // gen.GROUP_BLOCK) and len(index.ends) <= 3
     # independently: the counts of just the first parents, their running total
     need = 2 * gen.GROUP_BLOCK
@@ -580,3 +580,105 @@ def test_rows_per_parent_over_a_billion_parents_count_only_the_blocks_a_window_n
 def json_copy(x):
     import json
     return json.loads(json.dumps(x))
+
+
+def test_rows_per_parent_follow_the_grandparent_row_count_in_one_process():
+    # the counts read a grandparent attribute: the grandparent's row count changes them,
+    # so the kept block totals must not be reused across calls that differ in it
+    spec = {"seed": 3, "tables": {
+        "regions": {"columns": {"region_id": {"type": "sequence"},
+                                "base": {"type": "integer", "low": 0, "high": 5}}},
+        "customers": {"columns": {
+            "customer_id": {"type": "sequence"},
+            "region_id": {"type": "foreign_key", "table": "regions", "column": "region_id"},
+            "n_orders": "region_id.base"}},
+        "orders": {"columns": {
+            "order_id": {"type": "sequence"},
+            "customer_id": {"type": "foreign_key", "table": "customers",
+                            "column": "customer_id", "per_parent": "n_orders"}}}}}
+    loaded = load_spec(spec)
+    for regions in (3, 40, 3):
+        rows = {"customers": 50, "regions": regions}
+        want = generate(spec, table="orders", rows=rows)   # a fresh spec each time
+        got = generate(loaded, table="orders", rows=rows)
+        pd.testing.assert_frame_equal(got, want)
+        assert loaded.row_counts(rows)["orders"] == len(want)
+        counts = generate_tables(spec, rows=rows)["customers"]["n_orders"]
+        assert len(want) == counts.sum()
+
+
+def test_a_table_spec_placed_in_two_specs_belongs_to_each():
+    from synthcore import Spec, TableSpec
+    orders = TableSpec({"order_id": {"type": "sequence"},
+                        "customer_id": {"type": "foreign_key", "table": "customers",
+                                        "per_parent": "n"},
+                        "v": {"type": "uniform", "low": 0, "high": 1}},
+                       name="orders", rules=["v < customer_id.lim"])
+    few = {"columns": {"n": {"type": "integer", "low": 0, "high": 2},
+                       "lim": {"type": "uniform", "low": 0, "high": 1}}}
+    many = {"columns": {"n": {"type": "integer", "low": 3, "high": 6},
+                        "lim": {"type": "uniform", "low": 0, "high": 0.01}}}
+    rows = {"customers": 40}
+    s1 = Spec({"customers": few, "orders": orders}, seed=1)
+    s2 = Spec({"customers": many, "orders": orders}, seed=1)
+    fresh = Spec({"customers": few, "orders": orders.to_dict()}, seed=1)
+    got, want = generate_tables(s1, rows=rows), generate_tables(fresh, rows=rows)
+    pd.testing.assert_frame_equal(got["orders"], want["orders"])
+    report = s1.tables["orders"].check(got["orders"], rows=rows)   # s1's customers
+    assert report.counts == fresh.tables["orders"].check(want["orders"],
+                                                        rows=rows).counts
+    assert 0 < report.counts[0] < len(got["orders"])
+    assert len(generate_tables(s2, rows=rows)["orders"]) >= 3 * 40
+    # the same TableSpec twice in one spec: two tables with their own names and streams
+    a = load_spec({"columns": {"x": {"type": "uniform", "low": 0, "high": 1}}}).tables["table"]
+    both = Spec({"a": a, "b": a}, seed=1)
+    assert [both.tables[n].name for n in "ab"] == ["a", "b"]
+    g = generate_tables(both, rows={"a": 5, "b": 5})
+    assert not np.array_equal(g["a"]["x"], g["b"]["x"])
+
+
+def test_rows_per_parent_from_several_threads_on_one_spec(monkeypatch):
+    # the kept block totals are shared by the calls on one spec: threads must not count
+    # a block twice or read another call's index (other seed, other parent count)
+    import threading
+
+    import synthcore.generation as gen
+    monkeypatch.setattr(gen, "GROUP_BLOCK", 4)
+    spec = {"seed": 3, "tables": {
+        "customers": {"columns": {"customer_id": {"type": "sequence"},
+                                  "n_orders": {"type": "integer", "low": 0, "high": 3}}},
+        "orders": {"columns": {"order_id": {"type": "sequence"},
+                               "customer_id": {"type": "foreign_key", "table": "customers",
+                                               "column": "customer_id",
+                                               "per_parent": "n_orders"}}}}}
+    calls = [(seed, m) for seed in (1, 2) for m in (1500, 2500)] * 2
+    want = [generate(spec, table="orders", seed=s, rows={"customers": m}) for s, m in calls]
+    for _ in range(2):
+        loaded, got = load_spec(spec), [None] * len(calls)
+
+        def run(i):
+            try:
+                s, m = calls[i]
+                got[i] = generate(loaded, table="orders", seed=s, rows={"customers": m},
+                                  backend="cpu")
+            except Exception as e:   # noqa: BLE001 - compared below
+                got[i] = e
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for g, w in zip(got, want):
+            assert isinstance(g, pd.DataFrame), g
+            pd.testing.assert_frame_equal(g, w)
+
+
+def test_rows_per_parent_of_no_parents_is_an_empty_table():
+    rows = {"customers": 0, "items": 0}
+    tables = generate_tables(PER_PARENT, rows=rows)
+    assert len(tables["customers"]) == 0 and len(tables["orders"]) == 0
+    assert list(tables["orders"].columns) == list(generate(PER_PARENT, 0, table="orders",
+                                                           rows=rows).columns)
+    assert load_spec(PER_PARENT).row_counts(rows)["orders"] == 0
+    with pytest.raises(ValueError, match="has 0 rows"):
+        generate(PER_PARENT, 1, table="orders", rows=rows)

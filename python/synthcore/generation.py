@@ -28,6 +28,7 @@ import numbers
 import os
 import re
 import string
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -412,12 +413,17 @@ def _parse_column(table: str, name, raw) -> ColumnSpec:
     return col
 
 
-def _rule_names(text: str) -> set:
-    """The column names a rule reads."""
+def _name_position(text: str, name: str) -> Optional[int]:
+    """Where a rule first reads column ``name``, or None when it does not."""
     parsed = parse(text)
-    out: list = [] if parsed.target is None else [parsed.target]
-    _column_names(parsed.expr, out)
-    return set(out)
+    found = [parsed.target_pos] if parsed.target == name else []
+    stack = [parsed.expr]
+    while stack:
+        node = stack.pop()
+        if node.kind == "col" and node.value == name:
+            found.append(node.pos)
+        stack.extend(node.args)
+    return min(found) if found else None
 
 
 def _quote(name: str) -> str:
@@ -505,6 +511,7 @@ class TableSpec:
         self.order = self._dependency_order()
         self._programs: dict = {}
         self._spec = None      # the Spec this table is part of (set by Spec)
+        self._fixed_why: Optional[dict] = None   # column -> why redrawing cannot change it
         self.rule_reads = self._rule_reads()
         self.constraint_names = self._constraint_names()
 
@@ -614,17 +621,23 @@ class TableSpec:
                     names.append(name)
         return names
 
-    def _fixed(self, name: str, seen=None) -> Optional[str]:
+    def _fixed(self, name: str) -> Optional[str]:
         """None when redrawing a row can change column (or parent read) ``name``, else
         why not: sequences, uuids and per_parent keys are functions of the row index, a
         distribution with one possible value is a constant, and an expression or a
         parent read is fixed when everything it reads is."""
-        seen = set() if seen is None else seen
         if name not in self.columns:   # a parent attribute: it moves with its key
             key = self.parent_ref(name)[0]
-            why = self._fixed(key, seen)
+            why = self._fixed(key)
             return None if why is None else f"read through {key!r}, {why}"
-        c = self.columns[name]
+        if self._fixed_why is None:   # once per table, dependencies first (no recursion)
+            self._fixed_why = {}      # filled in order: _fixed_column reads earlier entries
+            for col in self.order:
+                self._fixed_why[col] = self._fixed_column(self.columns[col])
+        return self._fixed_why[name]
+
+    def _fixed_column(self, c: ColumnSpec) -> Optional[str]:
+        """``_fixed`` of column ``c``, the columns before it in ``order`` known."""
         p = c.params
         if c.nulls:
             return None   # the null mask is redrawn
@@ -645,10 +658,7 @@ class TableSpec:
                "timestamp": lambda: -(-p["start"] // p["unit"]) == p["end"] // p["unit"]}
         if c.type in one:
             return "a distribution with a single value" if one[c.type]() else None
-        if name in seen:
-            return None
-        seen.add(name)
-        if all(self._fixed(d, seen) for d in c.depends):
+        if all(self._fixed(d) for d in c.depends):
             return "an expression of fixed columns" if c.type == "expression" else \
                 f"read through {p['key']!r}, which is fixed"
         return None
@@ -785,10 +795,15 @@ class Spec:
             if not isinstance(name, str) or not name:
                 raise SpecError(f"table names must be non-empty strings, got {name!r}",
                                 field="tables")
+            if isinstance(t, TableSpec) and t._spec is not None:
+                # already a table of a spec (this one, under another name, or another):
+                # a copy, so its name, its parents (check) and its caches stay that spec's
+                t = TableSpec.from_dict(t.to_dict(), name)
             self.tables[name] = t if isinstance(t, TableSpec) else TableSpec.from_dict(t, name)
             self.tables[name].name = name
             self.tables[name]._spec = self
         self.seed = seed
+        self._token = object()   # this spec, in the tags of caches kept on its columns
         self._check_keys()
         self.order = self._table_order()
         for name in self.order:   # types of every expression, checked now (0 rows)
@@ -884,12 +899,12 @@ class Spec:
             if t.columns[k].params["table"] == t.name:
                 reader = next(n for n in t.constraint_names
                               if d in _needed(t, [n]))
-                j = next(j for j, text in enumerate(t.constraints)
-                         if reader in _rule_names(text))
+                j, pos = next((j, pos) for j, text in enumerate(t.constraints)
+                              for pos in [_name_position(text, reader)] if pos is not None)
                 raise t._rule_error(len(t.rules) + j, f"{reader!r} reads the table's own rows "
                                     f"through {k!r} ({d!r}); a constraint reads the row "
                                     "itself and other tables' rows only (enforcing it would "
-                                    "need the other row's constraints enforced first)", None)
+                                    "need the other row's constraints enforced first)", pos)
 
     def _check_self_reads(self, t: TableSpec):
         """Reads through a key to the table itself must not come back to the column that
@@ -986,6 +1001,9 @@ def load_spec(source) -> Spec:
     if isinstance(source, Spec):
         return source
     if isinstance(source, TableSpec):
+        made = source._spec
+        if made is not None and made.seed is None and list(made.tables.values()) == [source]:
+            return made   # the same as the one-table spec made before, with its caches
         return Spec({source.name: source})
     if isinstance(source, dict):
         return Spec.from_dict(source)
@@ -1279,19 +1297,34 @@ def _generate_plain(spec: Spec, table: TableSpec, sel, key, backend: str, rows: 
 
 
 def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
-                      wanted=None) -> dict:
+                      wanted=None, only=None) -> dict:
     """``_generate_plain`` with the table's constraints enforced: every row of ``sel``
     that breaks one is redrawn (attempt 1, 2, ...: every random column from the
     attempt's streams, at the same row index; sequences, uuids and per_parent keys stay)
     until all hold, so each row's values depend only on (seed, table, row). Every path
     that generates rows of a table (windows, parent rows read by children, per_parent
-    counts, generate_at) comes here."""
-    if not table.constraints:
+    counts, generate_at) comes here. ``only``: the positions in ``sel`` of the rows
+    asked for (sorted, distinct; None: all), when ``sel`` is a window over rows between
+    them: the others are left as first drawn (whether they could hold is no concern of
+    the caller, who does not read them)."""
+    if not table.constraints or (wanted is not None and
+                                 all(table._fixed(name) for name in _needed(table, wanted))):
+        # nothing asked for changes when a row is redrawn (a key column looked up by a
+        # child or by the table's own keys, per_parent counts of constants): no attempts,
+        # which for a key to the table itself would look the key up again, and again
         return _generate_plain(spec, table, sel, key, backend, rows, wanted)
     full = None if wanted is None else list(wanted) + table.constraint_names
     out = _generate_plain(spec, table, sel, key, backend, rows, full)
-    ok, rejected = _constraints_hold(table, out, sel.n, backend)
-    bad = np.flatnonzero(~ok)
+    if only is None:
+        asked = sel.n
+        ok, rejected = _constraints_hold(table, out, asked, backend)
+        bad = np.flatnonzero(~ok)
+    else:
+        asked = len(only)
+        ok, rejected = _constraints_hold(
+            table, {name: _take(out[name], only) for name in table.constraint_names}, asked,
+            backend)
+        bad = only[~ok]
     if not len(bad):
         return out
     index = sel.index()
@@ -1326,7 +1359,7 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
                 _put(out[name], [(at, cols[name]) for at, cols in pieces])
             return out
     worst = int(np.argmax(rejected))
-    raise SpecError(f"{len(bad):,} of the {sel.n:,} rows generated still break the "
+    raise SpecError(f"{len(bad):,} of the {asked:,} rows generated still break the "
                     f"constraints after max_attempts={table.max_attempts} attempts (row "
                     f"{int(index[bad[0]]):,} first); constraint {worst} "
                     f"{table.constraints[worst]!r} rejected the most attempts "
@@ -1426,7 +1459,12 @@ def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, name
     columns they need. A dense set of rows is generated as one window and gathered,
     a sparse one row by row."""
     sel, positions = _rows_selection(parent_rows)
-    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names)
+    only = None   # the rows of a window that are asked for (its constraints hold there)
+    if parent.constraints and isinstance(sel, _Window):
+        asked = np.zeros(sel.n, dtype=bool)
+        asked[positions] = True
+        only = None if asked.all() else np.flatnonzero(asked)
+    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names, only=only)
     return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
 
 
@@ -1614,6 +1652,7 @@ class _GroupIndex:
         self.blocks = -(-parents // block)
         self.ends: list = []      # running total at the end of each block counted so far
         self.recent: dict = {}    # block -> running totals inside it (the last two used)
+        self.lock = threading.RLock()   # calls on one spec from several threads share it
 
     def _local_ends(self, b, spec, table, c, key, backend, rows) -> np.ndarray:
         """The running total of the counts at each parent of block ``b``."""
@@ -1637,6 +1676,10 @@ class _GroupIndex:
     def cover(self, row: int, *args) -> bool:
         """Count blocks until the child row ``row`` is inside them (True) or every
         block is counted and the child has no such row (False)."""
+        with self.lock:
+            return self._cover(row, *args)
+
+    def _cover(self, row: int, *args) -> bool:
         while (not self.ends or self.ends[-1] <= row) and len(self.ends) < self.blocks:
             local = self._local_ends(len(self.ends), *args)
             self.ends.append(int(local[-1]))
@@ -1650,7 +1693,11 @@ class _GroupIndex:
         """The parent row of each child row in ``own`` (any order, repeats)."""
         if not len(own):
             return np.zeros(0, dtype=np.int64)
-        if not self.cover(int(own.max()), *args):
+        with self.lock:
+            return self._parent_rows(own, *args)
+
+    def _parent_rows(self, own: np.ndarray, *args) -> np.ndarray:
+        if not self._cover(int(own.max()), *args):
             return None
         block_of = np.searchsorted(np.asarray(self.ends, dtype=np.int64), own, side="right")
         out = np.empty(len(own), dtype=np.int64)
@@ -1663,16 +1710,30 @@ class _GroupIndex:
 
 def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
                  rows: dict) -> _GroupIndex:
-    """The _GroupIndex of a per_parent key, kept on the column for the last (seed,
-    parent rows, block size)."""
+    """The _GroupIndex of a per_parent key, kept on the column for the last (spec, seed,
+    block size, row counts of the parent and of every table its rows read through
+    foreign keys: the counts may be expressions of grandparent attributes)."""
     p = c.params
-    m = _parent_rows(spec, p["table"], rows, key, backend)
-    cache = p.setdefault("_groups", {})
-    tag = (key.k0, key.k1, m, GROUP_BLOCK)
-    if cache.get("tag") != tag:
-        cache.clear()
-        cache.update(tag=tag, index=_GroupIndex(m, GROUP_BLOCK))
-    return cache["index"]
+    m = _parent_rows(spec, p["table"], rows, key, backend, empty=True)
+    tag = (spec._token, key.k0, key.k1, m, GROUP_BLOCK,
+           tuple((a, rows.get(a, spec.tables[a].rows)) for a in _ancestors(spec, p["table"])))
+    got = p.get("_groups")   # (tag, index), replaced whole: another thread may replace it
+    if got is None or got[0] != tag:
+        got = p["_groups"] = (tag, _GroupIndex(m, GROUP_BLOCK))
+    return got[1]
+
+
+def _ancestors(spec: Spec, name: str) -> list:
+    """Table ``name`` and every table its foreign keys lead to, directly or not."""
+    out, stack = [], [name]
+    while stack:
+        n = stack.pop()
+        if n in out:
+            continue
+        out.append(n)
+        stack.extend(c.params["table"] for c in spec.tables[n].columns.values()
+                     if c.type == "foreign_key")
+    return sorted(out)
 
 
 def _check_counts(table, c, parent, counts: OutputColumn):
@@ -1701,7 +1762,10 @@ def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optiona
     return total
 
 
-def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy") -> int:
+def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy", *,
+                 empty=False) -> int:
+    """The row count of a parent table; at least 1 unless ``empty`` (a per_parent key:
+    no parents, no rows)."""
     n = rows.get(parent)
     if n is None and key is not None and _grouping_key(spec.tables[parent]) is not None:
         n = rows[parent] = _table_rows(spec, parent, rows, key, backend)
@@ -1710,7 +1774,7 @@ def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy")
     if n is None:
         raise SpecError(f"the number of rows of parent table {parent!r} is needed: give "
                         f"rows={{{parent!r}: N}} or 'rows' in its spec")
-    if n < 1:
+    if n < 1 and not empty:
         raise SpecError(f"parent table {parent!r} has {n} rows; a foreign key needs at least 1")
     return n
 
@@ -1748,10 +1812,9 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
             raise SpecError(f"a zipf foreign key draws from at most {MAX_ZIPF_SUPPORT:,} parent "
                             f"rows (its table is built once); parent table {parent.name!r} has "
                             f"{m:,}", table.name, c.name, "distribution")
-        zp = p.setdefault("_zipf", {})
-        if zp.get("n") != m:
-            zp.clear()
-            zp.update(s=p["s"], n=m, cdf=None)
+        zp = p.get("_zipf")   # replaced whole for another n: calls from several threads
+        if zp is None or zp["n"] != m:
+            zp = p["_zipf"] = {"s": p["s"], "n": m, "cdf": None}   # built on first use
         idx = _zipf_ranks(zp, key, stream, sel, backend)
     else:
         idx = sel.integers(key, stream, backend, 0, m - 1)
