@@ -149,3 +149,87 @@ def test_shrink_of_a_plain_array_resizes_it():
     a = np.arange(100, dtype=np.int64)
     b = _buffers.shrink(a, 7)
     assert b is a and np.array_equal(b, np.arange(7))
+
+
+def _vm_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(field)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc")
+def test_release_frees_blocks_trimmed_to_nothing():
+    # a filter that keeps no row trims its huge-page blocks to 0 mapped bytes; such a
+    # block counted 0 against the limit, so release() (limit 0) never freed it
+    _buffers.release()
+    a = _buffers.empty(8 << 20, np.float64)        # 64 MiB
+    b = _buffers.shrink(a, 0)
+    assert len(b) == 0
+    del a, b
+    gc.collect()
+    before = _vm_kib("VmSize")
+    _buffers.release()
+    assert _buffers.kept_bytes() == 0
+    assert before - _vm_kib("VmSize") >= 60 << 10, "the 64 MiB block was not freed"
+
+
+_RANDOM_FILTERS = r"""
+import gc, sys
+import numpy as np, pandas as pd
+import synthcore
+from synthcore import _buffers
+limit = 8 << 20
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) << 10
+rng = np.random.default_rng(0)
+# blocks of random sizes (up to 128 MiB, never touched, so fast), trimmed to random
+# kept counts, 0 included
+rss0 = status("VmRSS")
+for i in range(200):
+    n = int(rng.integers(1 << 17, 1 << 24))
+    a = _buffers.empty(n, np.float64)
+    kept = 0 if i % 3 == 0 else int(rng.integers(0, n))
+    a[:kept:4096] = 1.0
+    b = _buffers.shrink(a, kept)
+    del a, b
+    assert _buffers.kept_bytes() <= limit, _buffers.kept_bytes()
+rss_trims = status("VmRSS") - rss0
+# then 200 filters of frames of random sizes and densities
+big = 400_000
+df = pd.DataFrame({"x": rng.random(big), "i": rng.integers(0, 9, big).astype(np.int32),
+                   "t": rng.integers(0, 2**60, big).astype("datetime64[ns]")})
+rss1 = status("VmRSS")
+worst = 0
+for i in range(200):
+    n = int(rng.integers(0, big))
+    d = float(rng.choice([0.0, 0.01, rng.random(), 1.0]))
+    part = df.iloc[:n]
+    out = synthcore.Rules([f"x < {d}" if d < 1 else "x <= 1"]).filter(part, backend="cpu")
+    if i % 25 == 0:
+        pd.testing.assert_frame_equal(out, part.take(np.flatnonzero(part["x"].to_numpy() < d)
+                                                     if d < 1 else np.arange(n)))
+    del out
+    worst = max(worst, _buffers.kept_bytes())
+print(worst, rss_trims, status("VmRSS") - rss1, *_buffers._configured_pool().buffer_pool_free_blocks())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc")
+def test_many_trims_and_filters_of_random_sizes_stay_within_the_limits():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), SYNTHCORE_BUFFER_POOL_MB="8")
+    out = subprocess.run([sys.executable, "-c", _RANDOM_FILTERS], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    worst, rss_trims, rss_filters, blocks, span = map(int, out.stdout.split())
+    limit = 8 << 20
+    assert worst <= limit
+    # the free blocks' address space, mapped or not, stays within 4x the limit (blocks
+    # trimmed to nothing counted 0 and piled up: 1.7 GB after 20 of them)
+    assert span <= 4 * limit
+    assert rss_trims <= limit + (32 << 20), rss_trims
+    assert rss_filters <= limit + (64 << 20), rss_filters
+

@@ -6,7 +6,9 @@
 // similar size takes it back, already mapped. A buffer sized for the most rows a
 // call can produce (a filter's n) is trimmed to the rows it kept: the pages past
 // them go back to the OS (madvise), the block keeps its size for reuse, and the
-// pool counts only the bytes still mapped. All state is touched only with the GIL
+// pool counts only the bytes still mapped against its limit; the free blocks' whole
+// sizes (address space, mapped or not) are held within kSpanFactor times the limit, so
+// many trimmed blocks of sizes never asked for again cannot pile up. All state is touched only with the GIL
 // held (requests come from Python, releases from a capsule's destructor).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -31,6 +33,7 @@ namespace {
 
 constexpr size_t kAlign = 64;
 constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kSpanFactor = 4;
 
 struct Block {
   size_t bytes;     // its size
@@ -46,7 +49,11 @@ struct Pool {
   std::list<FreeBlock> free;  // oldest first
   std::unordered_map<void*, Block> in_use;
   size_t free_bytes = 0;  // resident bytes of the free blocks
+  size_t free_span = 0;   // whole sizes of the free blocks
   size_t max_free_bytes = size_t{256} << 20;
+  size_t max_free_span() const {
+    return max_free_bytes > SIZE_MAX / kSpanFactor ? SIZE_MAX : max_free_bytes * kSpanFactor;
+  }
 };
 
 // Never destroyed: arrays alive at interpreter exit still release into it.
@@ -55,9 +62,13 @@ Pool& pool() {
   return *p;
 }
 
-void drop_oldest_until(Pool& p, size_t limit) {
-  while (p.free_bytes > limit && !p.free.empty()) {
+// Frees the oldest free blocks until the pool is within its limits; a limit of 0
+// frees them all (a block trimmed to nothing mapped counts 0 resident bytes).
+void drop_oldest_until_within_limits(Pool& p) {
+  while (!p.free.empty() && (p.max_free_bytes == 0 || p.free_bytes > p.max_free_bytes ||
+                             p.free_span > p.max_free_span())) {
     p.free_bytes -= p.free.front().size.resident;
+    p.free_span -= p.free.front().size.bytes;
     std::free(p.free.front().block);
     p.free.pop_front();
   }
@@ -80,6 +91,7 @@ void* take_block(size_t bytes) {
     if (it->size.bytes == bytes) {
       void* block = it->block;
       p.free_bytes -= it->size.resident;
+      p.free_span -= it->size.bytes;
       p.free.erase(it);
       return block;
     }
@@ -92,13 +104,15 @@ void give_back(void* block) {
   if (it == p.in_use.end()) return;  // cannot happen: every block was registered
   const Block size = it->second;
   p.in_use.erase(it);
-  if (size.resident > p.max_free_bytes) {
+  if (p.max_free_bytes == 0 || size.resident > p.max_free_bytes ||
+      size.bytes > p.max_free_span()) {
     std::free(block);
     return;
   }
   p.free.push_back(FreeBlock{block, size});
   p.free_bytes += size.resident;
-  drop_oldest_until(p, p.max_free_bytes);
+  p.free_span += size.bytes;
+  drop_oldest_until_within_limits(p);
 }
 
 size_t round_bytes(size_t bytes) {
@@ -157,9 +171,12 @@ void register_buffers(py::module_& m) {
   m.def("buffer_pool_limit", [](py::ssize_t max_free_bytes) {
     if (max_free_bytes < 0) throw std::invalid_argument("the limit must be >= 0");
     pool().max_free_bytes = static_cast<size_t>(max_free_bytes);
-    drop_oldest_until(pool(), pool().max_free_bytes);
+    drop_oldest_until_within_limits(pool());
   }, py::arg("max_free_bytes"));
   m.def("buffer_pool_free_bytes", [] { return pool().free_bytes; });
+  m.def("buffer_pool_free_blocks", [] {
+    return py::make_tuple(pool().free.size(), pool().free_span);
+  }, "(number of free blocks, their whole sizes in bytes, mapped or not)");
 }
 
 }  // namespace synthcore::bindings
