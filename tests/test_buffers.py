@@ -233,3 +233,42 @@ def test_many_trims_and_filters_of_random_sizes_stay_within_the_limits():
     assert rss_trims <= limit + (32 << 20), rss_trims
     assert rss_filters <= limit + (64 << 20), rss_filters
 
+
+
+
+_RELEASE_RSS = r"""
+import gc, numpy as np
+from synthcore import _buffers
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) << 10
+a = _buffers.empty(30 << 17, np.float64)
+a[:] = 1.0
+del a
+gc.collect()
+_buffers.release()
+b = _buffers.empty(16 << 17, np.float64)     # 16 MiB, every page written
+b[:] = 1.0
+filled = rss()
+del b
+gc.collect()
+kept = _buffers.kept_bytes()
+_buffers.release()
+print(kept, filled - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_release_returns_the_memory_to_the_system():
+    # blocks came from malloc: once a block of 30 MiB was freed, glibc raised its mmap
+    # threshold and served the next ones from its heap, where free() keeps the pages:
+    # release() then gave nothing back (RSS stayed 16 MiB up). A fresh process, so
+    # that glibc's threshold is the one this sequence sets.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", _RELEASE_RSS], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    kept, given_back = map(int, out.stdout.split())
+    assert kept >= 16 << 20
+    assert given_back >= 15 << 20, given_back

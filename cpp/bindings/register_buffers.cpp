@@ -62,6 +62,45 @@ Pool& pool() {
   return *p;
 }
 
+// Blocks are mapped from the OS, not taken from malloc: glibc serves requests below
+// its dynamic mmap threshold (raised up to 32 MiB by every large free) from its heap,
+// where free() keeps the pages, so blocks dropped from the pool or by release() stayed
+// resident. A mapped block is unmapped when dropped, and trimming it touches no
+// allocator's metadata.
+void* new_block(size_t bytes) {
+#if defined(__linux__)
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t align = bytes >= kHugePage ? kHugePage : page;
+  const size_t span = bytes + (align > page ? align : 0);  // room to align the start
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t start = (lo + align - 1) / align * align;
+  const uintptr_t end = start + (bytes + page - 1) / page * page;
+  if (start > lo) munmap(raw, start - lo);
+  if (lo + span > end) munmap(reinterpret_cast<void*>(end), lo + span - end);
+  void* block = reinterpret_cast<void*>(start);
+#if defined(MADV_HUGEPAGE)
+  if (align == kHugePage) madvise(block, bytes, MADV_HUGEPAGE);  // as NumPy does; a hint
+#endif
+  return block;
+#else
+  void* block = nullptr;
+  const size_t align = bytes >= kHugePage ? kHugePage : kAlign;
+  if (posix_memalign(&block, align, bytes) != 0) throw std::bad_alloc();
+  return block;
+#endif
+}
+
+void free_block(void* block, size_t bytes) {
+#if defined(__linux__)
+  munmap(block, bytes);
+#else
+  (void)bytes;
+  std::free(block);
+#endif
+}
+
 // Frees the oldest free blocks until the pool is within its limits; a limit of 0
 // frees them all (a block trimmed to nothing mapped counts 0 resident bytes).
 void drop_oldest_until_within_limits(Pool& p) {
@@ -69,19 +108,9 @@ void drop_oldest_until_within_limits(Pool& p) {
                              p.free_span > p.max_free_span())) {
     p.free_bytes -= p.free.front().size.resident;
     p.free_span -= p.free.front().size.bytes;
-    std::free(p.free.front().block);
+    free_block(p.free.front().block, p.free.front().size.bytes);
     p.free.pop_front();
   }
-}
-
-void* new_block(size_t bytes) {
-  void* block = nullptr;
-  const size_t align = bytes >= kHugePage ? kHugePage : kAlign;
-  if (posix_memalign(&block, align, bytes) != 0) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (align == kHugePage) madvise(block, bytes, MADV_HUGEPAGE);  // as NumPy does; a hint
-#endif
-  return block;
 }
 
 // A block of exactly `bytes` (sizes are rounded, so repeated requests match).
@@ -106,7 +135,7 @@ void give_back(void* block) {
   p.in_use.erase(it);
   if (p.max_free_bytes == 0 || size.resident > p.max_free_bytes ||
       size.bytes > p.max_free_span()) {
-    std::free(block);
+    free_block(block, size.bytes);
     return;
   }
   p.free.push_back(FreeBlock{block, size});
@@ -129,7 +158,7 @@ py::array pooled_empty(py::ssize_t n, py::dtype dtype) {
   try {
     pool().in_use.emplace(block, Block{bytes, bytes});
   } catch (...) {
-    std::free(block);
+    free_block(block, bytes);
     throw;
   }
   py::capsule owner(block, [](void* b) { give_back(b); });
@@ -138,8 +167,7 @@ py::array pooled_empty(py::ssize_t n, py::dtype dtype) {
 
 // Gives back the pages of a pooled array's block past its first `used` bytes; false
 // (nothing done) when the array's memory is not a pooled block. The range is cut to
-// whole pages inside the block (huge pages for a huge-page block, so none is split):
-// a block inside malloc's heap keeps its neighbours' headers.
+// whole pages inside the block (huge pages for a huge-page block, so none is split).
 bool pooled_trim(const py::array& array, size_t used) {
   Pool& p = pool();
   void* block = const_cast<void*>(array.data());
