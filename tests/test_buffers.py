@@ -93,9 +93,13 @@ def test_the_pool_limit_holds_and_zero_turns_it_off():
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, SYNTHCORE_BUFFER_POOL_MB="0"),
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[1] == "False" and out[2] == "0"
-    bad = subprocess.run([sys.executable, "-c", code], env=dict(env, SYNTHCORE_BUFFER_POOL_MB="x"),
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "SYNTHCORE_BUFFER_POOL_MB" in bad.stderr
+    # nan and inf failed in int() (ValueError / OverflowError naming no variable), 1e30
+    # in the binding (TypeError)
+    for raw in ("x", "-1", "nan", "inf", "1e30"):
+        bad = subprocess.run([sys.executable, "-c", code],
+                             env=dict(env, SYNTHCORE_BUFFER_POOL_MB=raw),
+                             capture_output=True, text=True)
+        assert bad.returncode != 0 and "ValueError: SYNTHCORE_BUFFER_POOL_MB" in bad.stderr, raw
 
 
 def test_release_buffers_gives_the_kept_memory_back():

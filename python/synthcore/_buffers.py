@@ -33,8 +33,9 @@ def _configured_pool():
             mb = float(raw)
         except ValueError:
             raise ValueError(f"SYNTHCORE_BUFFER_POOL_MB must be a number of MiB, got {raw!r}")
-        if mb < 0:
-            raise ValueError(f"SYNTHCORE_BUFFER_POOL_MB must be >= 0, got {raw!r}")
+        if not 0 <= mb < 1 << 40:     # NaN and inf fail too
+            raise ValueError(f"SYNTHCORE_BUFFER_POOL_MB must be a number of MiB >= 0 "
+                             f"(and below 2**40), got {raw!r}")
         if core is None or mb == 0:
             _pool = False
         else:
