@@ -596,3 +596,20 @@ def test_rules_combine_with_conditions(customers_model, monkeypatch):
 def test_sample_with_impossible_rules_names_the_rule(customers_model):
     with pytest.raises(synthcore.RuleAcceptanceError, match="rule 1 'age > 200'"):
         customers_model.sample(100, seed=1, rules=["age > 0", "age > 200"], backend="cpu")
+
+
+def test_cupy_columns_are_checked_as_numpy_columns_are(monkeypatch):
+    """_encode_cupy (the dict-of-CuPy path of evaluate / filter) refuses what
+    _encode_numpy refuses: a 2-d column was read as its first n flattened values and
+    uint64 values above 2**63 - 1 wrapped round to negatives (silently wrong masks).
+    The encoding only calls functions NumPy has too, so NumPy stands in for CuPy."""
+    import sys
+    from synthcore.rules import _encode_cupy
+    monkeypatch.setitem(sys.modules, "cupy", np)
+    with pytest.raises(ValueError, match="'m' must be one-dimensional"):
+        _encode_cupy("m", np.ones((3, 2)))
+    with pytest.raises(ValueError, match="'u' holds unsigned integers above"):
+        _encode_cupy("u", np.array([1, 2**63], dtype=np.uint64))
+    assert _encode_cupy("u", np.array([1, 2**63 - 1], dtype=np.uint64)).values.tolist() == \
+        [1, 2**63 - 1]
+    assert _encode_cupy("b", np.array([True, False])).values.tolist() == [2, 0]

@@ -190,7 +190,11 @@ class _TableView:
 
 def _encode_cupy(name, v):
     import cupy
+    if v.ndim != 1:
+        raise ValueError(f"column {name!r} must be one-dimensional, got shape {v.shape}")
     k = v.dtype.kind
+    if k == "u" and v.dtype.itemsize == 8 and v.size and int(v.max()) >= 2**63:
+        raise ValueError(f"column {name!r} holds unsigned integers above 2**63 - 1")
     if k == "f":
         return RuleColumn(ColumnInfo(name, "float"), cupy.ascontiguousarray(v, dtype=cupy.float64))
     if k in "iu":
