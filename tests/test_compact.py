@@ -247,3 +247,29 @@ def test_compact_block_each_isa_and_dtype(m, density):
             # nothing written past the kept rows: other threads own what follows
             assert (out[len(index):] == np.array(7, dtype=dtype)).all(), (dtype, isa)
             assert (pos[len(index):] == -5).all(), isa
+
+
+def test_filter_fused_pass_streamed_threads_1_to_5_and_block_edges():
+    # 3M rows x 24 bytes (float64, uint8, int16, float32, bool and the row numbers) are
+    # past kStreamOutBytes (64 MiB): staged and streamed. Single kept rows at the last and
+    # first rows of blocks, whole blocks rejected, and 1-byte columns starting at odd
+    # output offsets (head and tail of copy_streaming), for every thread count 1..5
+    rng = np.random.default_rng(1)
+    n = 3_000_017
+    df = pd.DataFrame({"u": rng.random(n), "u8": rng.integers(0, 255, n).astype(np.uint8),
+                       "i16": rng.integers(-300, 300, n).astype(np.int16),
+                       "f32": rng.random(n).astype(np.float32), "b": rng.random(n) < 0.5})
+    u = df["u"].to_numpy()
+    u[8192 * 3:8192 * 5] = 2.0
+    u[[8192 * 7 - 1, 8192 * 7, 8192 * 9 - 1, 8192 * 10, n - 1]] = -1.0
+    for density in (0.0, 1e-5, 0.37, 1.0):
+        rules = Rules([f"u < {density}" if density < 1 else "u <= 1"])
+        want = df.take(np.flatnonzero(u < density if density < 1 else u <= 1))
+        for t in (1, 2, 3, 4, 5):
+            synthcore.set_num_threads(t)
+            try:
+                got = rules.filter(df, backend="cpu")
+            finally:
+                synthcore.set_num_threads(None)
+            pd.testing.assert_frame_equal(got, want, check_index_type=True)
+            del got
