@@ -67,6 +67,18 @@ def shrink(array: np.ndarray, n: int) -> np.ndarray:
     return array
 
 
+def trim(array: np.ndarray, n: int) -> np.ndarray:
+    """The first n elements of a 1-d array from ``empty`` as a view; for a pooled
+    array the pages past them go back to the system (its block keeps its size). For
+    buffers sized for more rows than a call returns (candidates under rules): nothing
+    may read past the first n elements afterwards (they read as zeros). Unlike
+    ``shrink``, never resizes, so views of the array elsewhere stay valid."""
+    pool = _configured_pool()
+    if pool and array.base is not None:
+        pool.pooled_trim(array, n * array.itemsize)
+    return array[:n]
+
+
 def release() -> None:
     """Give the memory kept for reuse back to the system (buffers in use stay)."""
     pool = _configured_pool()

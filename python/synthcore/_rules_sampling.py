@@ -407,15 +407,18 @@ def sample_with_rules(model, n, rules, *, seed, stream, row_offset, backend, out
                                 evaluate_fused if fused is not None else evaluate_batch)
     info["conditions_from_rules"] = folded
     model.last_sample_info = info
-    columns = model._output_columns([a[:n] for a in buffers.arrays[:d]], n,
-                                    np.concatenate(kept_rows) if has_keys else 0)
+    # the buffers were sized for the candidates: the pages past the n rows returned go
+    # back to the system (the result's columns view these buffers)
+    arrays = [_buffers.trim(a, n) for a in buffers.arrays]
+    columns = model._output_columns(arrays[:d], n, np.concatenate(kept_rows) if has_keys else 0)
     program = program_of["p"]
     for k, o in enumerate(program.outputs):
         if fused is not None:
-            raw = buffers.arrays[d + k][:n]
+            raw = arrays[d + k]
         else:
             parts = [p[k] for p in derived_parts]
-            raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            # one part: a view of the start of the batch's pooled output, trimmed as above
+            raw = _buffers.trim(parts[0], n) if len(parts) == 1 else np.concatenate(parts)
         columns.append(_derived_column(o.name, o, raw))
     return build_output(columns, output)
 
