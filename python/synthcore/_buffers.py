@@ -8,7 +8,9 @@ DataFrames and Arrow arrays built on it included) are all gone, it is kept for
 the next request of the same size instead of going back to the OS.
 
 ``SYNTHCORE_BUFFER_POOL_MB`` (default 256) caps the memory kept that way, per
-process; 0 turns the reuse off. ``release()`` gives the kept memory back now.
+process (the mapped bytes; the kept blocks' whole sizes, trimmed pages included, stay
+within 4 times it); 0 turns the reuse off. ``release()`` gives the kept memory back
+to the system now (blocks are mmap'ed, so freeing one unmaps it).
 """
 from __future__ import annotations
 
