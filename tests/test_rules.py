@@ -505,6 +505,8 @@ def test_cuda_matches_cpu():
     assert np.array_equal(to_host(gpu.mask), cpu.mask)
     assert np.array_equal(gpu.counts, cpu.counts)
     assert np.array_equal(_float_bits(to_host(gpu.derived["w"])), _float_bits(cpu.derived["w"]))
+    with pytest.raises(TypeError, match=r"\['x'\] are not CuPy"):
+        r.filter({**{k: cupy.asarray(v) for k, v in t.items()}, "x": t["a"]}, backend="cuda")
     kept = r.filter({k: cupy.asarray(v) for k, v in t.items()}, backend="cuda")
     want = r.filter(t, backend="cpu")
     assert set(kept) == set(want)

@@ -318,6 +318,12 @@ class Rules:
         mask = result.mask
         if hasattr(mask, "get"):
             if isinstance(table, dict):   # CuPy columns stay CuPy; derived are NumPy
+                host_columns = [k for k, v in table.items()
+                                if not hasattr(v, "__cuda_array_interface__")]
+                if host_columns:
+                    raise TypeError(f"columns {host_columns} are not CuPy arrays while the "
+                                    "rules ran on the device: a table's columns must all be "
+                                    "NumPy or all CuPy")
                 out = {k: v[mask] for k, v in table.items()}
                 host = mask.get()
                 out.update((k, v[host]) for k, v in result.derived.items())
