@@ -806,9 +806,15 @@ class Spec:
         self._token = object()   # this spec, in the tags of caches kept on its columns
         self._check_keys()
         self.order = self._table_order()
-        for name in self.order:   # types of every expression, checked now (0 rows)
-            _generate_columns(self, self.tables[name], _Window(0, 0), philox_key(0), "numpy",
-                              {})
+        # types of every expression, checked now (0 rows); the parents' zero-row columns
+        # are kept while loading, so a chain of n tables costs O(n), not O(n^2)
+        self._empty_reads: Optional[dict] = {}
+        try:
+            for name in self.order:
+                _generate_columns(self, self.tables[name], _Window(0, 0), philox_key(0),
+                                  "numpy", {})
+        finally:
+            self._empty_reads = None
 
     def row_counts(self, rows: Optional[dict] = None, *, seed=None, key=None,
                    backend: Optional[str] = None) -> dict:
@@ -945,21 +951,9 @@ class Spec:
         deps = {n: [c.params["table"] for c in t.columns.values()   # a key to itself is fine
                     if c.type == "foreign_key" and c.params["table"] != n]
                 for n, t in self.tables.items()}
-        order, state = [], {}
-
-        def visit(n, path):
-            if state.get(n) == 2:
-                return
-            if state.get(n) == 1:
-                raise SpecError("foreign keys form a cycle: " + " -> ".join(path + [n]), n)
-            state[n] = 1
-            for d in deps[n]:
-                visit(d, path + [n])
-            state[n] = 2
-            order.append(n)
-
-        for n in self.tables:
-            visit(n, [])
+        order, cycle = _depth_first(self.tables, lambda n: deps[n])   # parents first
+        if cycle:
+            raise SpecError("foreign keys form a cycle: " + " -> ".join(cycle), cycle[0])
         return order
 
     @classmethod
@@ -1036,6 +1030,42 @@ def _load_text(text: str, is_json: bool, where: str) -> Spec:
 
 
 # ---- generation ----------------------------------------------------------------------
+#
+# Rows of a table read their parents' rows, which read theirs, and so on: a chain of
+# parent reads (``k.k.k.v`` through a key to the table itself, or through chained
+# tables, per_parent counts, constraints) is as deep as the spec makes it. The functions
+# on that path (``_generate_columns_g`` and the ones it reaches) are generators that
+# ``yield`` the sub-call whose result they need; ``_drive`` runs them on an explicit
+# stack, so a chain of any depth costs memory, not Python frames, and works from a
+# thread with a small stack or deep inside a caller's own recursion. The plain names
+# (``_generate_columns``, ``_parent_columns``, ...) run the generators to completion.
+
+
+def _drive(call):
+    """The value ``call`` (a generator) returns, running the sub-calls it yields
+    (generators too, nested to any depth) one at a time on an explicit stack."""
+    stack = [call]
+    value = error = None
+    while True:
+        top = stack[-1]
+        thrown, error = error, None
+        try:
+            sub = top.send(value) if thrown is None else top.throw(thrown)
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                return done.value
+            value = done.value
+            continue
+        except BaseException as e:   # noqa: B036 - handed to the caller, as a call would
+            stack.pop()
+            if not stack:
+                raise
+            error, value = e, None
+            continue
+        stack.append(sub)
+        value = None
+
 
 def _uniform(key, stream, offset, n, backend):
     out = _random.uniform(n, seed=key, stream=stream, offset=offset, backend=backend)
@@ -1199,8 +1229,8 @@ def _needed(table: TableSpec, wanted) -> set:
     return need
 
 
-def _generate_plain(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
-                    wanted=None) -> dict:
+def _generate_plain_g(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
+                      wanted=None):
     """{name: OutputColumn} at the rows of ``sel`` (a _Window or a _RowSet) at its
     attempt, constraints not applied: every column, or only those in ``wanted`` (columns
     or 'key.col' parent reads) and what they need, together with the parent reads
@@ -1259,13 +1289,14 @@ def _generate_plain(spec: Spec, table: TableSpec, sel, key, backend: str, rows: 
             ticks = sel.integers(key, stream, backend, lo, hi)
             col = OutputColumn(name, "datetime", ticks * np.int64(unit), None, "datetime64[ns]")
         elif c.type == "foreign_key":
-            parent_rows = _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows)
+            parent_rows = yield _foreign_key_rows_g(spec, table, c, key, stream, sel,
+                                                    backend, rows)
             wanted = [table.refs[r][1] for r in reads.get(name, ())]
             if p["column"] is not None:
                 wanted.append(p["column"])
             if wanted:   # the key and what the columns read of the parent rows, in one go
-                got = _parent_columns(spec, spec.tables[p["table"]], parent_rows, wanted, key,
-                                      backend, rows)
+                got = yield _parent_columns_g(spec, spec.tables[p["table"]], parent_rows,
+                                              wanted, key, backend, rows)
             if p["column"] is None:
                 col = OutputColumn(name, "int", parent_rows, None, "int64")
             else:
@@ -1298,6 +1329,12 @@ def _generate_plain(spec: Spec, table: TableSpec, sel, key, backend: str, rows: 
 
 def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
                       wanted=None, only=None) -> dict:
+    """``_generate_columns_g`` run to completion."""
+    return _drive(_generate_columns_g(spec, table, sel, key, backend, rows, wanted, only))
+
+
+def _generate_columns_g(spec: Spec, table: TableSpec, sel, key, backend: str, rows: dict,
+                        wanted=None, only=None):
     """``_generate_plain`` with the table's constraints enforced: every row of ``sel``
     that breaks one is redrawn (attempt 1, 2, ...: every random column from the
     attempt's streams, at the same row index; sequences, uuids and per_parent keys stay)
@@ -1312,9 +1349,9 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
         # nothing asked for changes when a row is redrawn (a key column looked up by a
         # child or by the table's own keys, per_parent counts of constants): no attempts,
         # which for a key to the table itself would look the key up again, and again
-        return _generate_plain(spec, table, sel, key, backend, rows, wanted)
+        return (yield _generate_plain_g(spec, table, sel, key, backend, rows, wanted))
     full = None if wanted is None else list(wanted) + table.constraint_names
-    out = _generate_plain(spec, table, sel, key, backend, rows, full)
+    out = yield _generate_plain_g(spec, table, sel, key, backend, rows, full)
     if only is None:
         asked = sel.n
         ok, rejected = _constraints_hold(table, out, asked, backend)
@@ -1337,7 +1374,7 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
     settled: list = []   # (positions, attempt, {name: column there} or None)
     for attempt in range(1, table.max_attempts):
         sub_sel, positions = _rows_selection(index[bad], attempt)
-        sub = _generate_plain(spec, table, sub_sel, key, backend, rows, probe)
+        sub = yield _generate_plain_g(spec, table, sub_sel, key, backend, rows, probe)
         sub = {name: _take(sub[name], positions) for name in sub}
         ok, counts = _constraints_hold(table, sub, len(bad), backend)
         rejected += counts
@@ -1352,7 +1389,8 @@ def _generate_columns(spec: Spec, table: TableSpec, sel, key, backend: str, rows
             for at, k, cols in settled:
                 if cols is None:   # the whole rows at their final attempt
                     sub_sel, positions = _rows_selection(index[at], k)
-                    sub = _generate_plain(spec, table, sub_sel, key, backend, rows, full)
+                    sub = yield _generate_plain_g(spec, table, sub_sel, key, backend, rows,
+                                                  full)
                     cols = {name: _take(sub[name], positions) for name in redrawn}
                 pieces.append((at, cols))
             for name in redrawn:
@@ -1454,18 +1492,33 @@ def _take(col: OutputColumn, positions: np.ndarray) -> OutputColumn:
 
 def _parent_columns(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, names: list,
                     key, backend: str, rows: dict) -> dict:
+    """``_parent_columns_g`` run to completion."""
+    return _drive(_parent_columns_g(spec, parent, parent_rows, names, key, backend, rows))
+
+
+def _parent_columns_g(spec: Spec, parent: TableSpec, parent_rows: np.ndarray, names: list,
+                      key, backend: str, rows: dict):
     """Columns ``names`` of ``parent`` at rows ``parent_rows`` (any order, repeats): the
     values the parent table has there, regenerated from (seed, table, row) with only the
     columns they need. A dense set of rows is generated as one window and gathered,
     a sparse one row by row."""
+    names = list(dict.fromkeys(names))
+    memo = spec._empty_reads   # while the spec loads: zero-row columns, by (table, names)
+    tag = (parent.name, tuple(names)) if memo is not None and not len(parent_rows) else None
+    if tag is not None and tag in memo:
+        return {name: dataclasses.replace(col) for name, col in memo[tag].items()}
     sel, positions = _rows_selection(parent_rows)
     only = None   # the rows of a window that are asked for (its constraints hold there)
     if parent.constraints and isinstance(sel, _Window):
         asked = np.zeros(sel.n, dtype=bool)
         asked[positions] = True
         only = None if asked.all() else np.flatnonzero(asked)
-    got = _generate_columns(spec, parent, sel, key, backend, rows, wanted=names, only=only)
-    return {name: _take(got[name], positions) for name in dict.fromkeys(names)}
+    got = yield _generate_columns_g(spec, parent, sel, key, backend, rows, wanted=names,
+                                    only=only)
+    got = {name: _take(got[name], positions) for name in names}
+    if tag is not None:
+        memo[tag] = {name: dataclasses.replace(col) for name, col in got.items()}
+    return got
 
 
 def _uuid_rows(key, table: str, column: str, text: np.ndarray) -> np.ndarray:
@@ -1654,7 +1707,7 @@ class _GroupIndex:
         self.recent: dict = {}    # block -> running totals inside it (the last two used)
         self.lock = threading.RLock()   # calls on one spec from several threads share it
 
-    def _local_ends(self, b, spec, table, c, key, backend, rows) -> np.ndarray:
+    def _local_ends_g(self, b, spec, table, c, key, backend, rows):
         """The running total of the counts at each parent of block ``b``."""
         got = self.recent.get(b)
         if got is None:
@@ -1662,8 +1715,9 @@ class _GroupIndex:
             parent = spec.tables[p["table"]]
             start = b * self.block
             n = min(self.block, self.parents - start)
-            counts = _generate_columns(spec, parent, _Window(start, n), key, backend, rows,
-                                       wanted=[p["per_parent"]])[p["per_parent"]]
+            counts = (yield _generate_columns_g(spec, parent, _Window(start, n), key, backend,
+                                                rows, wanted=[p["per_parent"]])
+                      )[p["per_parent"]]
             _check_counts(table, c, parent, counts)
             got = np.cumsum(counts.values, dtype=np.int64)
             if b:
@@ -1676,45 +1730,57 @@ class _GroupIndex:
     def cover(self, row: int, *args) -> bool:
         """Count blocks until the child row ``row`` is inside them (True) or every
         block is counted and the child has no such row (False)."""
-        with self.lock:
-            return self._cover(row, *args)
+        return _drive(self.cover_g(row, *args))
 
-    def _cover(self, row: int, *args) -> bool:
+    def cover_g(self, row: int, *args):
+        with self.lock:
+            return (yield self._cover_g(row, *args))
+
+    def _cover_g(self, row: int, *args):
         while (not self.ends or self.ends[-1] <= row) and len(self.ends) < self.blocks:
-            local = self._local_ends(len(self.ends), *args)
+            local = yield self._local_ends_g(len(self.ends), *args)
             self.ends.append(int(local[-1]))
         return bool(self.ends) and row < self.ends[-1]
 
     def total(self, *args) -> int:
-        self.cover(2**63 - 1, *args)
+        return _drive(self.total_g(*args))
+
+    def total_g(self, *args):
+        yield self.cover_g(2**63 - 1, *args)
         return self.ends[-1] if self.ends else 0
 
-    def parent_rows(self, own: np.ndarray, *args) -> np.ndarray:
+    def parent_rows_g(self, own: np.ndarray, *args):
         """The parent row of each child row in ``own`` (any order, repeats)."""
         if not len(own):
             return np.zeros(0, dtype=np.int64)
         with self.lock:
-            return self._parent_rows(own, *args)
+            return (yield self._parent_rows_g(own, *args))
 
-    def _parent_rows(self, own: np.ndarray, *args) -> np.ndarray:
-        if not self._cover(int(own.max()), *args):
+    def _parent_rows_g(self, own: np.ndarray, *args):
+        if not (yield self._cover_g(int(own.max()), *args)):
             return None
         block_of = np.searchsorted(np.asarray(self.ends, dtype=np.int64), own, side="right")
         out = np.empty(len(own), dtype=np.int64)
         for b in np.unique(block_of):
             at = block_of == b
-            local = self._local_ends(int(b), *args)
+            local = yield self._local_ends_g(int(b), *args)
             out[at] = int(b) * self.block + np.searchsorted(local, own[at], side="right")
         return out
 
 
 def _group_index(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
                  rows: dict) -> _GroupIndex:
+    """``_group_index_g`` run to completion."""
+    return _drive(_group_index_g(spec, table, c, key, backend, rows))
+
+
+def _group_index_g(spec: Spec, table: TableSpec, c: ColumnSpec, key, backend: str,
+                   rows: dict):
     """The _GroupIndex of a per_parent key, kept on the column for the last (spec, seed,
     block size, row counts of the parent and of every table its rows read through
     foreign keys: the counts may be expressions of grandparent attributes)."""
     p = c.params
-    m = _parent_rows(spec, p["table"], rows, key, backend, empty=True)
+    m = yield _parent_rows_g(spec, p["table"], rows, key, backend, empty=True)
     tag = (spec._token, key.k0, key.k1, m, GROUP_BLOCK,
            tuple((a, rows.get(a, spec.tables[a].rows)) for a in _ancestors(spec, p["table"])))
     got = p.get("_groups")   # (tag, index), replaced whole: another thread may replace it
@@ -1748,13 +1814,19 @@ def _check_counts(table, c, parent, counts: OutputColumn):
 
 
 def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optional[int]:
+    """``_table_rows_g`` run to completion."""
+    return _drive(_table_rows_g(spec, name, rows, key, backend))
+
+
+def _table_rows_g(spec: Spec, name: str, rows: dict, key, backend: str):
     """The rows of table ``name``: the sum of the parent's counts when a key sets them
     (a given count must agree), else ``rows[name]``, else its ``rows``."""
     t = spec.tables[name]
     c = _grouping_key(t)
     if c is None:
         return rows.get(name, t.rows)
-    total = _group_index(spec, t, c, key, backend, rows).total(spec, t, c, key, backend, rows)
+    index = yield _group_index_g(spec, t, c, key, backend, rows)
+    total = yield index.total_g(spec, t, c, key, backend, rows)
     if rows.get(name, total) != total:
         raise ValueError(f"table {name!r} has {total:,} rows, the sum of "
                          f"{c.params['table']}.{c.params['per_parent']}; rows[{name!r}] = "
@@ -1764,11 +1836,17 @@ def _table_rows(spec: Spec, name: str, rows: dict, key, backend: str) -> Optiona
 
 def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy", *,
                  empty=False) -> int:
+    """``_parent_rows_g`` run to completion."""
+    return _drive(_parent_rows_g(spec, parent, rows, key, backend, empty=empty))
+
+
+def _parent_rows_g(spec: Spec, parent: str, rows: dict, key=None, backend="numpy", *,
+                   empty=False):
     """The row count of a parent table; at least 1 unless ``empty`` (a per_parent key:
     no parents, no rows)."""
     n = rows.get(parent)
     if n is None and key is not None and _grouping_key(spec.tables[parent]) is not None:
-        n = rows[parent] = _table_rows(spec, parent, rows, key, backend)
+        n = rows[parent] = yield _table_rows_g(spec, parent, rows, key, backend)
     if n is None:
         n = spec.tables[parent].rows
     if n is None:
@@ -1779,7 +1857,7 @@ def _parent_rows(spec: Spec, parent: str, rows: dict, key=None, backend="numpy",
     return n
 
 
-def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.ndarray:
+def _foreign_key_rows_g(spec, table, c, key, stream, sel, backend, rows):
     """The parent row index each row refers to: uniform or Zipf over [0, rows of parent),
     or ('earlier') uniform over the rows of the same table before this one (row 0: 0,
     and the key is null there)."""
@@ -1792,20 +1870,22 @@ def _foreign_key_rows(spec, table, c, key, stream, sel, backend, rows) -> np.nda
         return np.minimum(np.floor(u * own).astype(np.int64), np.maximum(own - 1, 0))
     if p["distribution"] == "per_parent":
         if not n:   # checked once at load time: the counts are integers
-            counts = _generate_columns(spec, parent, _Window(0, 0), key, backend, rows,
-                                       wanted=[p["per_parent"]])[p["per_parent"]]
+            counts = (yield _generate_columns_g(spec, parent, _Window(0, 0), key, backend,
+                                                rows, wanted=[p["per_parent"]])
+                      )[p["per_parent"]]
             _check_counts(table, c, parent, counts)
             return np.zeros(0, dtype=np.int64)
         args = (spec, table, c, key, backend, rows)
-        index = _group_index(*args)
+        index = yield _group_index_g(*args)
         own = sel.index()
-        got = index.parent_rows(own, *args)
+        got = yield index.parent_rows_g(own, *args)
         if got is None:
-            raise ValueError(f"table {table.name!r} has {index.total(*args):,} rows (the sum "
+            total = yield index.total_g(*args)
+            raise ValueError(f"table {table.name!r} has {total:,} rows (the sum "
                              f"of {parent.name}.{p['per_parent']}); row {int(own.max()):,} "
                              "was asked for")
         return got
-    m = _parent_rows(spec, parent.name, rows, key, backend) if n else \
+    m = (yield _parent_rows_g(spec, parent.name, rows, key, backend)) if n else \
         max(rows.get(parent.name) or 1, 1)
     if p["distribution"] == "zipf":
         if m > MAX_ZIPF_SUPPORT:
