@@ -263,13 +263,5 @@ def test_filter_fused_pass_streamed_threads_1_to_5_and_block_edges():
     u[8192 * 3:8192 * 5] = 2.0
     u[[8192 * 7 - 1, 8192 * 7, 8192 * 9 - 1, 8192 * 10, n - 1]] = -1.0
     for density in (0.0, 1e-5, 0.37, 1.0):
-        rules = Rules([f"u < {density}" if density < 1 else "u <= 1"])
-        want = df.take(np.flatnonzero(u < density if density < 1 else u <= 1))
-        for t in (1, 2, 3, 4, 5):
-            synthcore.set_num_threads(t)
-            try:
-                got = rules.filter(df, backend="cpu")
-            finally:
-                synthcore.set_num_threads(None)
-            pd.testing.assert_frame_equal(got, want, check_index_type=True)
-            del got
+        _assert_filter_equals_take(Rules([f"u < {density}" if density < 1 else "u <= 1"]),
+                                   df, (1, 2, 3, 4, 5))

@@ -484,6 +484,19 @@ def _depth_first(starts, edges):
     return order, None
 
 
+def _named_columns(parsed) -> list:
+    """(name, position) of every column a parsed rule names (its target first, if
+    any), in the order they appear."""
+    found = [] if parsed.target is None else [(parsed.target, parsed.target_pos)]
+    stack = [parsed.expr]
+    while stack:
+        node = stack.pop()
+        if node.kind == "col":
+            found.append((node.value, node.pos))
+        stack.extend(node.args)
+    return sorted(found, key=lambda x: x[1])
+
+
 class TableSpec:
     """One table: ``columns`` {name: column spec}, optional ``rows``, ``rules`` (checked),
     ``constraints`` (enforced by redrawing rows) and ``max_attempts`` (per row, 100)."""
@@ -552,14 +565,7 @@ class TableSpec:
                 parsed = parse(text, i)
             except RuleError as e:
                 raise self._rule_error(i, e.message, e.position) from None
-            names = [] if parsed.target is None else [(parsed.target, parsed.target_pos)]
-            stack = [parsed.expr]
-            while stack:
-                node = stack.pop()
-                if node.kind == "col":
-                    names.append((node.value, node.pos))
-                stack.extend(node.args)
-            for name, pos in sorted(names, key=lambda x: x[1]):
+            for name, pos in _named_columns(parsed):
                 if name in self.columns or "." not in name or name in reads:
                     continue
                 ref, problem = self._resolve_ref(name)
@@ -587,14 +593,7 @@ class TableSpec:
                 raise self._rule_error(i, "a constraint is a condition, not a derived column "
                                        "(a column of the table is an expression under "
                                        "'columns')", parsed.target_pos)
-            found = [] if parsed.target is None else [(parsed.target, parsed.target_pos)]
-            stack = [parsed.expr]
-            while stack:
-                node = stack.pop()
-                if node.kind == "col":
-                    found.append((node.value, node.pos))
-                stack.extend(node.args)
-            found.sort(key=lambda x: x[1])
+            found = _named_columns(parsed)
             for name, pos in found:
                 if name in self.columns:
                     if self.columns[name].hidden:
