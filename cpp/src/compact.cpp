@@ -86,54 +86,41 @@ __attribute__((target("avx512f"))) SC_ALWAYS_INLINE void store4(void* out, unsig
     _mm512_mask_storeu_epi32(out, static_cast<__mmask16>((1u << c) - 1), v);
 }
 
-__attribute__((target("avx512f,avx512bw"))) size_t compact8_avx512(const uint8_t* mk, size_t m,
-                                                                     size_t kept,
-                                                                     const uint64_t* in,
-                                                                     uint64_t* out) {
-  size_t k = 0, i = 0;
-  for (; i + 64 <= m; i += 64) {
-    const __m512i mv = _mm512_loadu_si512(mk + i);
-    uint64_t bits = _mm512_test_epi8_mask(mv, mv);
-    if (bits == 0) continue;
-    if (bits == ~uint64_t{0}) {
-      std::memcpy(out + k, in + i, 64 * 8);
-      k += 64;
-      continue;
-    }
-    for (int j = 0; j < 64; j += 8, bits >>= 8) {
-      const __mmask8 b = static_cast<__mmask8>(bits);
-      const unsigned c = static_cast<unsigned>(__builtin_popcount(b));
-      const __m512i v = _mm512_loadu_si512(in + i + j);
-      store8(out + k, c, kept - k, _mm512_maskz_compress_epi64(b, v));
-      k += c;
-    }
-  }
-  for (; i < m; ++i)
-    if (mk[i]) out[k++] = in[i];
-  return k;
+// The lanes of v whose bit in `bits` is set (8 of them for 8-byte values, 16 for
+// 4-byte ones), in order, to out; returns how many.
+__attribute__((target("avx512f"))) SC_ALWAYS_INLINE unsigned compress_store(
+    uint64_t* out, uint64_t bits, size_t room, __m512i v) {
+  const __mmask8 b = static_cast<__mmask8>(bits);
+  const unsigned c = static_cast<unsigned>(__builtin_popcount(b));
+  store8(out, c, room, _mm512_maskz_compress_epi64(b, v));
+  return c;
+}
+__attribute__((target("avx512f"))) SC_ALWAYS_INLINE unsigned compress_store(
+    uint32_t* out, uint64_t bits, size_t room, __m512i v) {
+  const __mmask16 b = static_cast<__mmask16>(bits);
+  const unsigned c = static_cast<unsigned>(__builtin_popcount(b));
+  store4(out, c, room, _mm512_maskz_compress_epi32(b, v));
+  return c;
 }
 
-__attribute__((target("avx512f,avx512bw"))) size_t compact4_avx512(const uint8_t* mk, size_t m,
-                                                                     size_t kept,
-                                                                     const uint32_t* in,
-                                                                     uint32_t* out) {
+// T: uint64_t or uint32_t
+template <class T>
+__attribute__((target("avx512f,avx512bw"))) size_t compact_avx512(const uint8_t* mk, size_t m,
+                                                                    size_t kept, const T* in,
+                                                                    T* out) {
+  constexpr int kLanes = 64 / sizeof(T);
   size_t k = 0, i = 0;
   for (; i + 64 <= m; i += 64) {
     const __m512i mv = _mm512_loadu_si512(mk + i);
     uint64_t bits = _mm512_test_epi8_mask(mv, mv);
     if (bits == 0) continue;
     if (bits == ~uint64_t{0}) {
-      std::memcpy(out + k, in + i, 64 * 4);
+      std::memcpy(out + k, in + i, 64 * sizeof(T));
       k += 64;
       continue;
     }
-    for (int j = 0; j < 64; j += 16, bits >>= 16) {
-      const __mmask16 b = static_cast<__mmask16>(bits);
-      const unsigned c = static_cast<unsigned>(__builtin_popcount(b));
-      const __m512i v = _mm512_loadu_si512(in + i + j);
-      store4(out + k, c, kept - k, _mm512_maskz_compress_epi32(b, v));
-      k += c;
-    }
+    for (int j = 0; j < 64; j += kLanes, bits >>= kLanes)
+      k += compress_store(out + k, bits, kept - k, _mm512_loadu_si512(in + i + j));
   }
   for (; i < m; ++i)
     if (mk[i]) out[k++] = in[i];
@@ -149,14 +136,10 @@ __attribute__((target("avx512f,avx512bw"))) size_t positions_avx512(const uint8_
     const __m512i mv = _mm512_loadu_si512(mk + i);
     uint64_t bits = _mm512_test_epi8_mask(mv, mv);
     if (bits == 0) continue;
-    for (int j = 0; j < 64; j += 8, bits >>= 8) {
-      const __mmask8 b = static_cast<__mmask8>(bits);
-      const unsigned c = static_cast<unsigned>(__builtin_popcount(b));
-      const __m512i v = _mm512_add_epi64(
-          lanes, _mm512_set1_epi64(first + static_cast<int64_t>(i) + j));
-      store8(out + k, c, kept - k, _mm512_maskz_compress_epi64(b, v));
-      k += c;
-    }
+    for (int j = 0; j < 64; j += 8, bits >>= 8)
+      k += compress_store(reinterpret_cast<uint64_t*>(out + k), bits, kept - k,
+                          _mm512_add_epi64(lanes, _mm512_set1_epi64(
+                                                      first + static_cast<int64_t>(i) + j)));
   }
   for (; i < m; ++i)
     if (mk[i]) out[k++] = first + static_cast<int64_t>(i);
@@ -184,11 +167,11 @@ size_t compact_block_with(bool avx512, const uint8_t* mask, size_t m, size_t kep
                           const void* in, void* out, int itemsize) {
 #ifdef SC_COMPACT_AVX512
   if (avx512 && kAvx512 && itemsize == 8)
-    return compact8_avx512(mask, m, kept, static_cast<const uint64_t*>(in),
-                           static_cast<uint64_t*>(out));
+    return compact_avx512(mask, m, kept, static_cast<const uint64_t*>(in),
+                          static_cast<uint64_t*>(out));
   if (avx512 && kAvx512 && itemsize == 4)
-    return compact4_avx512(mask, m, kept, static_cast<const uint32_t*>(in),
-                           static_cast<uint32_t*>(out));
+    return compact_avx512(mask, m, kept, static_cast<const uint32_t*>(in),
+                          static_cast<uint32_t*>(out));
 #endif
   (void)avx512;
   (void)kept;
