@@ -56,14 +56,21 @@ def empty(n: int, dtype) -> np.ndarray:
     return pool.pooled_empty(n, dtype)
 
 
+def _trim_pooled(array: np.ndarray, n: int) -> bool:
+    """For an array from the pool: give back the pages past its first n elements (its
+    block keeps its size) and True; False for any other array."""
+    pool = _configured_pool()
+    return bool(pool) and array.base is not None and \
+        bool(pool.pooled_trim(array, n * array.itemsize))
+
+
 def shrink(array: np.ndarray, n: int) -> np.ndarray:
     """The first n elements of a 1-d array from ``empty`` that was sized for more (a
     filter's outputs, sized for every row): a pooled array becomes a view of its first
     n, and the pages past them go back to the system while its block keeps its size
     for the next request of that size; any other array is resized in place
     (realloc, which shrinks without copying)."""
-    pool = _configured_pool()
-    if pool and array.base is not None and pool.pooled_trim(array, n * array.itemsize):
+    if _trim_pooled(array, n):
         return array[:n]
     array.resize(n, refcheck=False)
     return array
@@ -75,9 +82,7 @@ def trim(array: np.ndarray, n: int) -> np.ndarray:
     buffers sized for more rows than a call returns (candidates under rules): nothing
     may read past the first n elements afterwards (they read as zeros). Unlike
     ``shrink``, never resizes, so views of the array elsewhere stay valid."""
-    pool = _configured_pool()
-    if pool and array.base is not None:
-        pool.pooled_trim(array, n * array.itemsize)
+    _trim_pooled(array, n)
     return array[:n]
 
 
